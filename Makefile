@@ -1,0 +1,71 @@
+# Through Time: the two commands a newcomer needs are `make book` and `make test`.
+# Every target creates the virtualenv if it is missing and reinstalls only when
+# requirements.txt or pyproject.toml change.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+JOBS   ?= 2
+
+# Kernels and Jupyter data come from the virtualenv, not from ~/.local.
+export JUPYTER_PREFER_ENV_PATH := 1
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
+export MPLBACKEND := Agg
+
+.PHONY: install book test test-lib test-notebooks test-site lint lab bench retarget clean distclean
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (Through Time)" >/dev/null
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## make book: build the website into _build/html (warnings are errors; a failing cell fails the build)
+book: $(STAMP)
+	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
+	@echo ""
+	@echo "The website is in $(CURDIR)/_build/html -- open $(CURDIR)/_build/html/index.html"
+
+## make test: library tests, every notebook under nbval, the website build, the browser tests
+test: $(STAMP)
+	$(MAKE) lint
+	$(MAKE) test-lib
+	$(MAKE) test-notebooks
+	$(MAKE) book
+	$(MAKE) test-site
+
+lint: $(STAMP)
+	$(BIN)/ruff check lib tests bench scripts chapters
+
+test-lib: $(STAMP)
+	$(BIN)/python -m pytest tests --ignore=tests/site -n $(JOBS)
+
+test-notebooks: $(STAMP)
+	$(BIN)/python -m pytest --nbval-lax -n $(JOBS) --dist loadfile -p no:cacheprovider chapters
+
+test-site: $(STAMP)
+	$(BIN)/python -m pytest tests/site
+
+## make lab: JupyterLab on the chapters
+lab: $(STAMP)
+	$(BIN)/jupyter lab chapters
+
+## make bench: performance benchmarks (numbers for the notes, never timed tests)
+bench: $(STAMP)
+	$(BIN)/python bench/bench_cells.py
+
+## make retarget REPO=org/name BRANCH=main: point launch buttons and Colab installs at a fork
+retarget: $(STAMP)
+	@test -n "$(REPO)" || (echo "usage: make retarget REPO=org/name [BRANCH=main]"; exit 2)
+	$(BIN)/python scripts/retarget.py "$(REPO)" "$(or $(BRANCH),main)"
+
+clean:
+	rm -rf _build .pytest_cache
+	find . -name __pycache__ -not -path "./$(VENV)/*" -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)
