@@ -1,0 +1,683 @@
+"""Recurrent cells in numpy, forward and backward, written by hand.
+
+Parameters use PyTorch's names, layouts and gate orders, so weights move between these
+functions and ``torch.nn`` without reordering. ``params`` is a dict with four arrays,
+G = 1 for the tanh RNN, 4 for the LSTM (gates i, f, g, o) and 3 for the GRU (r, z, n)::
+
+    weight_ih  (G*H, I)    weight_hh  (G*H, H)    bias_ih  (G*H,)    bias_hh  (G*H,)
+
+``grads`` is a dict with the same keys and shapes. Every function works in float32 and in
+float64 and keeps the dtype of its inputs. Sequences are time-major: ``xs`` has shape
+(T, B, I) and the hidden states ``hs`` have shape (T, B, H). ``hs[t]`` is the state after
+reading ``xs[t]``; in the book's 1-based notation ``xs[t]`` is x_{t+1}, ``hs[t]`` is
+h_{t+1} and ``h0`` is h_0.
+
+Each step function returns a ``cache`` (a dict of what its backward pass needs); each
+backward function takes the gradient of the loss with respect to the step's outputs and
+returns the gradients with respect to its inputs and to the parameters. The sequence
+functions run the steps in a loop (forward) and backpropagate through time (backward):
+a loop from t = T-1 down to 0 that carries the gradient of the hidden state and sums the
+parameter gradients over time.
+
+Input checks live in the public functions; the math lives in the private ``_..._step``
+functions right below each one, which the sequence loops call directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from ._validate import check_choice, check_float_array, check_int, check_same_dtype, describe
+
+__all__ = [
+    "PARAM_NAMES",
+    "GATES",
+    "NONLINEARITIES",
+    "sigmoid",
+    "init_params",
+    "rnn_step",
+    "rnn_step_backward",
+    "rnn_forward",
+    "rnn_backward",
+    "rnn_backward_truncated",
+    "TruncatedSegment",
+    "truncated_bptt_segments",
+    "rnn_backward_segment",
+    "params_from_torch",
+    "params_to_torch",
+    "load_into_torch",
+]
+
+Params = Mapping[str, np.ndarray]
+Grads = dict[str, np.ndarray]
+Cache = dict[str, Any]
+
+PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+"""Number of stacked gate blocks G per kind: weight_ih has G*H rows."""
+
+
+# --------------------------------------------------------------------------------------
+# Activations
+# --------------------------------------------------------------------------------------
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """Logistic sigmoid, sigma(x) = 1 / (1 + exp(-x)), without overflow.
+
+    ``exp`` is only ever evaluated at -|x| <= 0, so it cannot overflow: for x >= 0 the
+    result is 1 / (1 + e^{-x}), for x < 0 it is e^{x} / (1 + e^{x}). Keeps the dtype.
+    """
+    x = np.asarray(x)
+    with np.errstate(under="ignore"):
+        e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+
+# Each activation f is stored with its derivative f'(a), written in terms of the
+# pre-activation a and the output h = f(a) (whichever is cheaper).
+NONLINEARITIES: dict[str, tuple[Callable, Callable]] = {
+    "tanh": (np.tanh, lambda a, h: 1 - h * h),
+    "relu": (lambda a: np.maximum(a, 0), lambda a, h: (a > 0).astype(a.dtype)),
+    "sigmoid": (sigmoid, lambda a, h: h * (1 - h)),
+    "linear": (lambda a: a.copy(), lambda a, h: np.ones_like(a)),
+}
+"""Activations of the vanilla RNN: name -> (f, f') with f'(a, h) where h = f(a).
+
+``torch.nn.RNN`` offers ``"tanh"`` and ``"relu"``; ``"sigmoid"`` and ``"linear"`` are here
+for the vanishing-gradient experiments (Pascanu et al. 2013's conditions)."""
+
+
+# --------------------------------------------------------------------------------------
+# Input checks and initialisation
+# --------------------------------------------------------------------------------------
+
+
+def _check_params(params: Any, kind: str | None) -> tuple[int, int, np.dtype]:
+    """Check ``params`` for a cell of ``kind``; return (input_size I, hidden_size H, dtype).
+
+    ``kind=None`` accepts any of the three kinds (G = 1, 3 or 4).
+    """
+    if not isinstance(params, Mapping):
+        raise TypeError(
+            f"params must be a dict with keys {list(PARAM_NAMES)}, got {describe(params)}"
+        )
+    keys = set(params)
+    if keys != set(PARAM_NAMES):
+        missing = [k for k in PARAM_NAMES if k not in keys]
+        extra = sorted(str(k) for k in keys - set(PARAM_NAMES))
+        hint = ""
+        if any(k.endswith("_l0") for k in extra):
+            hint = " (a torch state dict: convert it with params_from_torch)"
+        raise ValueError(
+            f"params must have exactly the keys {list(PARAM_NAMES)}; missing {missing}, "
+            f"unexpected {extra}{hint}"
+        )
+    for name in PARAM_NAMES:
+        ndim = 1 if name.startswith("bias") else 2
+        check_float_array(f"params['{name}']", params[name], ndim=ndim)
+    dtype = check_same_dtype({f"params['{k}']": params[k] for k in PARAM_NAMES})
+    rows, hidden_size = params["weight_hh"].shape
+    if kind is None:
+        kind = _kind_of(params)
+    gates = GATES[kind]
+    if rows != gates * hidden_size:
+        guess = [k for k, g in GATES.items() if rows == g * hidden_size]
+        looks = f"; it looks like parameters for kind {guess[0]!r}" if guess else ""
+        raise ValueError(
+            f"params['weight_hh'] must have shape (G*H, H) = ({gates * hidden_size}, "
+            f"{hidden_size}) for kind {kind!r} (G = {gates}), got "
+            f"{params['weight_hh'].shape}{looks}"
+        )
+    input_size = params["weight_ih"].shape[1]
+    dims = ("G*H", "I")
+    check_float_array("params['weight_ih']", params["weight_ih"],
+                      shape=(gates * hidden_size, None), dims=dims)
+    for name in ("bias_ih", "bias_hh"):
+        check_float_array(f"params['{name}']", params[name], shape=(gates * hidden_size,),
+                          dims=("G*H",))
+    return input_size, hidden_size, dtype
+
+
+def _check_state(name: str, value: Any, batch: int, hidden_size: int,
+                 dtype: np.dtype) -> np.ndarray:
+    """Check a hidden (or cell) state of shape (B, H); ``None`` means zeros."""
+    if value is None:
+        return np.zeros((batch, hidden_size), dtype=dtype)
+    check_float_array(name, value, shape=(batch, hidden_size), dims=("B", "H"))
+    check_same_dtype({name: value, "params": np.empty(0, dtype)})
+    return value
+
+
+def _check_step_inputs(kind: str, x: Any, states: dict[str, Any],
+                       params: Any) -> tuple[int, int, np.dtype]:
+    """Check a step's input x (B, I) and states (B, H) against ``params``."""
+    input_size, hidden_size, dtype = _check_params(params, kind)
+    check_float_array("x", x, shape=(None, input_size), dims=("B", "I"))
+    for name, value in states.items():
+        check_float_array(name, value, shape=(x.shape[0], hidden_size), dims=("B", "H"))
+    check_same_dtype({"x": x, **states, "params": np.empty(0, dtype)})
+    return input_size, hidden_size, dtype
+
+
+def _check_sequence_inputs(kind: str, xs: Any, params: Any) -> tuple[int, int, np.dtype]:
+    """Check a sequence xs (T, B, I) against ``params``; return (B, H, dtype)."""
+    input_size, hidden_size, dtype = _check_params(params, kind)
+    if isinstance(xs, np.ndarray) and xs.ndim == 3 and xs.shape[0] == 0:
+        raise ValueError(f"xs must contain at least one time step, got shape {xs.shape}")
+    check_float_array("xs", xs, shape=(None, None, input_size), dims=("T", "B", "I"))
+    check_same_dtype({"xs": xs, "params": np.empty(0, dtype)})
+    return xs.shape[1], hidden_size, dtype
+
+
+def _check_cache(cache: Any, kind: str, where: str) -> None:
+    if not isinstance(cache, dict) or cache.get("kind") != kind:
+        got = cache.get("kind") if isinstance(cache, dict) else describe(cache)
+        raise TypeError(f"cache must be the cache returned by {where}, got a cache of {got!r}")
+
+
+def init_params(kind: str, input_size: int, hidden_size: int, rng: np.random.Generator,
+                dtype: type | np.dtype = np.float64) -> dict[str, np.ndarray]:
+    """PyTorch's default initialisation: every entry drawn from U(-1/sqrt(H), 1/sqrt(H)).
+
+    Parameters
+    ----------
+    kind : {"rnn", "lstm", "gru"}
+    input_size, hidden_size : int
+        I and H.
+    rng : numpy.random.Generator
+    dtype : float32 or float64
+
+    Returns
+    -------
+    dict
+        ``weight_ih`` (G*H, I), ``weight_hh`` (G*H, H), ``bias_ih`` (G*H,), ``bias_hh`` (G*H,),
+        drawn in that order.
+    """
+    check_choice("kind", kind, GATES)
+    input_size = check_int("input_size", input_size, minimum=1)
+    hidden_size = check_int("hidden_size", hidden_size, minimum=1)
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(
+            f"rng must be a numpy.random.Generator (np.random.default_rng(seed)), "
+            f"got {describe(rng)}"
+        )
+    if np.dtype(dtype) not in (np.float32, np.float64):
+        raise TypeError(f"dtype must be np.float32 or np.float64, got {dtype!r}")
+    rows = GATES[kind] * hidden_size
+    bound = 1 / np.sqrt(hidden_size)
+    shapes = {"weight_ih": (rows, input_size), "weight_hh": (rows, hidden_size),
+              "bias_ih": (rows,), "bias_hh": (rows,)}
+    return {name: rng.uniform(-bound, bound, size=shape).astype(dtype)
+            for name, shape in shapes.items()}
+
+
+def _zero_grads(params: Params) -> Grads:
+    return {name: np.zeros_like(params[name]) for name in PARAM_NAMES}
+
+
+def _add_grads(total: Grads, grads: Grads) -> None:
+    for name in PARAM_NAMES:
+        total[name] += grads[name]
+
+
+# --------------------------------------------------------------------------------------
+# Vanilla RNN
+# --------------------------------------------------------------------------------------
+
+
+def rnn_step(x: np.ndarray, h: np.ndarray, params: Params,
+             nonlinearity: str = "tanh") -> tuple[np.ndarray, Cache]:
+    """One step of the vanilla RNN (``torch.nn.RNNCell``).
+
+    .. math::
+
+        a_t = W_{ih} x_t + b_{ih} + W_{hh} h_{t-1} + b_{hh}, \\qquad h_t = f(a_t)
+
+    with f = tanh by default (``nonlinearity`` may be ``"tanh"``, ``"relu"``, ``"sigmoid"``
+    or ``"linear"``).
+
+    Parameters
+    ----------
+    x : ndarray, shape (B, I)
+        Input x_t.
+    h : ndarray, shape (B, H)
+        Previous hidden state h_{t-1}.
+    params : dict
+        ``weight_ih`` (H, I), ``weight_hh`` (H, H), ``bias_ih`` (H,), ``bias_hh`` (H,).
+    nonlinearity : str
+
+    Returns
+    -------
+    h_next : ndarray, shape (B, H)
+        h_t.
+    cache : dict
+        What ``rnn_step_backward`` needs.
+    """
+    check_choice("nonlinearity", nonlinearity, NONLINEARITIES)
+    _check_step_inputs("rnn", x, {"h": h}, params)
+    return _rnn_step(x, h, params, nonlinearity)
+
+
+def _rnn_step(x, h, params, nonlinearity):
+    f, _ = NONLINEARITIES[nonlinearity]
+    a = x @ params["weight_ih"].T + params["bias_ih"] + h @ params["weight_hh"].T \
+        + params["bias_hh"]
+    h_next = f(a)
+    cache = {"kind": "rnn_step", "x": x, "h": h, "a": a, "h_next": h_next,
+             "params": params, "nonlinearity": nonlinearity}
+    return h_next, cache
+
+
+def rnn_step_backward(dh_next: np.ndarray, cache: Cache) -> tuple[np.ndarray, np.ndarray, Grads]:
+    """Backward pass of ``rnn_step``.
+
+    With da_t = dh_t * f'(a_t) (elementwise; f' = 1 - h_t^2 for tanh):
+
+    .. math::
+
+        dx_t = da_t W_{ih}, \\quad dh_{t-1} = da_t W_{hh}, \\quad
+        dW_{ih} = da_t^\\top x_t, \\quad dW_{hh} = da_t^\\top h_{t-1}, \\quad
+        db_{ih} = db_{hh} = \\textstyle\\sum_{batch} da_t
+
+    Parameters
+    ----------
+    dh_next : ndarray, shape (B, H)
+        dL/dh_t, the gradient of the loss with respect to the step's output.
+    cache : dict
+        From ``rnn_step``.
+
+    Returns
+    -------
+    dx : ndarray, shape (B, I)
+    dh : ndarray, shape (B, H)
+        dL/dh_{t-1}.
+    grads : dict
+        Gradients of the four parameters.
+    """
+    _check_cache(cache, "rnn_step", "rnn_step")
+    check_float_array("dh_next", dh_next, shape=cache["h_next"].shape, dims=("B", "H"),
+                      dtype=cache["h_next"].dtype)
+    return _rnn_step_backward(dh_next, cache)
+
+
+def _rnn_step_backward(dh_next, cache):
+    _, f_prime = NONLINEARITIES[cache["nonlinearity"]]
+    params = cache["params"]
+    da = dh_next * f_prime(cache["a"], cache["h_next"])
+    dx = da @ params["weight_ih"]
+    dh = da @ params["weight_hh"]
+    grads = {
+        "weight_ih": da.T @ cache["x"],
+        "weight_hh": da.T @ cache["h"],
+        "bias_ih": da.sum(axis=0),
+        "bias_hh": da.sum(axis=0),
+    }
+    return dx, dh, grads
+
+
+def rnn_forward(xs: np.ndarray, h0: np.ndarray | None, params: Params,
+                nonlinearity: str = "tanh") -> tuple[np.ndarray, Cache]:
+    """Run the vanilla RNN over a sequence (``torch.nn.RNN``, one layer).
+
+    h_t = f(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh) for t = 1..T, starting from h_0.
+
+    Parameters
+    ----------
+    xs : ndarray, shape (T, B, I)
+    h0 : ndarray, shape (B, H), or None
+        Initial state h_0; ``None`` means zeros.
+    params : dict
+        As for ``rnn_step``.
+    nonlinearity : {"tanh", "relu", "sigmoid", "linear"}
+
+    Returns
+    -------
+    hs : ndarray, shape (T, B, H)
+        ``hs[t]`` is the state after reading ``xs[t]``; ``hs[-1]`` is the final state.
+    cache : dict
+        What ``rnn_backward`` needs (the step caches).
+    """
+    check_choice("nonlinearity", nonlinearity, NONLINEARITIES)
+    batch, hidden_size, dtype = _check_sequence_inputs("rnn", xs, params)
+    h = _check_state("h0", h0, batch, hidden_size, dtype)
+    hs = np.empty((xs.shape[0], batch, hidden_size), dtype=dtype)
+    steps = []
+    for t in range(xs.shape[0]):
+        h, step_cache = _rnn_step(xs[t], h, params, nonlinearity)
+        hs[t] = h
+        steps.append(step_cache)
+    return hs, {"kind": "rnn", "steps": steps}
+
+
+def rnn_backward(dhs: np.ndarray, cache: Cache) -> tuple[np.ndarray, np.ndarray, Grads]:
+    """Backpropagation through time for ``rnn_forward``.
+
+    The hidden state h_t receives gradient from the loss directly (``dhs[t]``) and from
+    the next step (dh carried back): dL/dh_t = dhs[t] + (dL/dh_{t+1} through step t+1).
+    The loop runs t = T-1 down to 0, and the parameter gradients are summed over time.
+
+    Parameters
+    ----------
+    dhs : ndarray, shape (T, B, H)
+        The gradient of the loss arriving at every hidden state directly (zeros where
+        the loss does not look at a state).
+    cache : dict
+        From ``rnn_forward``.
+
+    Returns
+    -------
+    dxs : ndarray, shape (T, B, I)
+    dh0 : ndarray, shape (B, H)
+    grads : dict
+        Parameter gradients summed over time.
+    """
+    _check_cache(cache, "rnn", "rnn_forward")
+    _check_sequence_gradient("dhs", dhs, cache)
+    steps = cache["steps"]
+    grads = _zero_grads(steps[0]["params"])
+    dxs = np.empty((len(steps), *steps[0]["x"].shape), dtype=dhs.dtype)
+    dh = np.zeros_like(dhs[0])  # gradient flowing back from the future
+    for t in reversed(range(len(steps))):
+        dxs[t], dh, step_grads = _rnn_step_backward(dhs[t] + dh, steps[t])
+        _add_grads(grads, step_grads)
+    return dxs, dh, grads
+
+
+def _check_sequence_gradient(name: str, dhs: Any, cache: Cache) -> None:
+    steps = cache["steps"]
+    h_shape = steps[0]["h"].shape
+    check_float_array(name, dhs, shape=(len(steps), *h_shape), dims=("T", "B", "H"),
+                      dtype=steps[0]["h"].dtype)
+
+
+# --------------------------------------------------------------------------------------
+# Truncated backpropagation through time (vanilla RNN)
+# --------------------------------------------------------------------------------------
+
+
+def rnn_backward_truncated(dhs: np.ndarray, cache: Cache,
+                           k2: int) -> tuple[np.ndarray, np.ndarray, Grads]:
+    """BPTT where each loss term's gradient flows back through at most ``k2`` steps.
+
+    The loss term at step t (gradient ``dhs[t]`` at h_t) is backpropagated through steps
+    t, t-1, ..., t-k2+1 and then dropped, so it reaches the parameters of those k2 steps,
+    the inputs ``xs[t-k2+1 .. t]`` and ``h0`` only when t - k2 + 1 <= 0. All terms use the
+    same forward pass (the weights of ``cache``). This is the truncated gradient the
+    book compares with the full one:
+
+    - ``k2 >= T`` gives exactly the full gradient of ``rnn_backward``;
+    - ``k2 = 1`` keeps only the direct effect of each step: with
+      da_t = dhs[t] * f'(a_t), dW_hh = sum_t da_t^T h_{t-1}, and so on.
+
+    It equals the sum, over the updates of Williams & Peng's scheme with k1 = 1, of
+    ``rnn_backward_segment`` (see ``truncated_bptt_segments``). Cost: O(T * k2) steps.
+
+    Parameters
+    ----------
+    dhs : ndarray, shape (T, B, H)
+    cache : dict
+        From ``rnn_forward``.
+    k2 : int
+        Truncation length, at least 1.
+
+    Returns
+    -------
+    dxs : ndarray, shape (T, B, I)
+    dh0 : ndarray, shape (B, H)
+    grads : dict
+    """
+    _check_cache(cache, "rnn", "rnn_forward")
+    _check_sequence_gradient("dhs", dhs, cache)
+    k2 = check_int("k2", k2, minimum=1)
+    steps = cache["steps"]
+    grads = _zero_grads(steps[0]["params"])
+    dxs = np.zeros((len(steps), *steps[0]["x"].shape), dtype=dhs.dtype)
+    dh0 = np.zeros_like(dhs[0])
+    for t in range(len(steps)):  # one loss term at a time
+        dh = dhs[t]
+        for s in range(t, max(t - k2, -1), -1):  # steps t, t-1, ..., t-k2+1
+            dx, dh, step_grads = _rnn_step_backward(dh, steps[s])
+            dxs[s] += dx
+            _add_grads(grads, step_grads)
+        if t - k2 + 1 <= 0:  # the window reached the initial state
+            dh0 += dh
+    return dxs, dh0, grads
+
+
+class TruncatedSegment(NamedTuple):
+    """One parameter update of truncated BPTT (Williams & Peng's BPTT(k2; k1)).
+
+    Attributes
+    ----------
+    update_at : int
+        The step (0-based) after which the update happens.
+    loss_steps : range
+        The steps whose loss terms enter this update (the last k1 steps).
+    backprop_steps : range
+        The steps the gradient flows through (the last k2 steps, never before 0).
+    """
+
+    update_at: int
+    loss_steps: range
+    backprop_steps: range
+
+
+def truncated_bptt_segments(T: int, k1: int, k2: int) -> list[TruncatedSegment]:
+    """The schedule of Williams & Peng's truncated BPTT: every k1 steps, backprop k2 steps.
+
+    The network reads the sequence forward without resetting its state. After every k1
+    steps (at steps k1-1, 2*k1-1, ..., and at T-1 for a shorter last block) it updates its
+    parameters with the gradient of the loss terms of those k1 steps, backpropagated
+    through the last k2 steps only. Loss term s of an update at step t therefore flows
+    back k2 - (t - s) steps: between k2 - k1 + 1 and k2.
+
+    - k1 = k2 = k is the usual "detach the state every k steps" segment training:
+      each segment's loss flows back to the segment's start and no further.
+    - k1 = 1 updates after every step; summed over a fixed forward pass, these updates
+      equal ``rnn_backward_truncated(dhs, cache, k2)``.
+    - k1 = k2 = T is full BPTT, one update.
+
+    Parameters
+    ----------
+    T : int
+        Sequence length.
+    k1 : int
+        Steps between updates (1 <= k1 <= k2).
+    k2 : int
+        Steps of backpropagation per update.
+
+    Returns
+    -------
+    list of TruncatedSegment
+        One per update, in time order.
+    """
+    T = check_int("T", T, minimum=1)
+    k1 = check_int("k1", k1, minimum=1)
+    k2 = check_int("k2", k2, minimum=1)
+    if k2 < k1:
+        raise ValueError(
+            f"k2 must be >= k1 (every loss term of a block must be backpropagated at least "
+            f"one step), got k1={k1}, k2={k2}"
+        )
+    segments = []
+    for start in range(0, T, k1):
+        end = min(start + k1, T) - 1
+        segments.append(TruncatedSegment(update_at=end, loss_steps=range(start, end + 1),
+                                         backprop_steps=range(max(0, end - k2 + 1), end + 1)))
+    return segments
+
+
+def rnn_backward_segment(dhs: np.ndarray, cache: Cache,
+                         segment: TruncatedSegment) -> tuple[np.ndarray, np.ndarray, Grads]:
+    """The gradient one update of truncated BPTT uses, on a fixed forward pass.
+
+    Only the loss terms of ``segment.loss_steps`` enter (``dhs`` elsewhere is ignored),
+    and their gradient flows through ``segment.backprop_steps`` only: the hidden state
+    entering the window is treated as a constant (``detach()`` in PyTorch).
+
+    Parameters
+    ----------
+    dhs : ndarray, shape (T, B, H)
+    cache : dict
+        From ``rnn_forward`` over the whole sequence.
+    segment : TruncatedSegment
+        From ``truncated_bptt_segments``.
+
+    Returns
+    -------
+    dxs : ndarray, shape (T, B, I)
+        Zero outside ``segment.backprop_steps``.
+    dh_start : ndarray, shape (B, H)
+        Gradient at the state entering the window (h0 when the window starts at step 0);
+        truncated BPTT throws it away.
+    grads : dict
+    """
+    _check_cache(cache, "rnn", "rnn_forward")
+    _check_sequence_gradient("dhs", dhs, cache)
+    steps = cache["steps"]
+    if not isinstance(segment, TruncatedSegment):
+        raise TypeError(f"segment must be a TruncatedSegment, got {describe(segment)}")
+    window, losses = segment.backprop_steps, segment.loss_steps
+    if (window.stop > len(steps) or window.start < 0 or window.step != 1
+            or not set(losses) <= set(window)):
+        raise ValueError(f"segment {segment} does not fit a sequence of length {len(steps)}")
+    grads = _zero_grads(steps[0]["params"])
+    dxs = np.zeros((len(steps), *steps[0]["x"].shape), dtype=dhs.dtype)
+    dh = np.zeros_like(dhs[0])
+    for t in reversed(window):
+        dh_total = dh + dhs[t] if t in losses else dh
+        dxs[t], dh, step_grads = _rnn_step_backward(dh_total, steps[t])
+        _add_grads(grads, step_grads)
+    return dxs, dh, grads
+
+
+# --------------------------------------------------------------------------------------
+# Moving weights between numpy and torch
+# --------------------------------------------------------------------------------------
+
+
+def _torch_parameter_names(module: Any) -> dict[str, str]:
+    """Map the book's names to the names of ``module``'s parameters (with or without _l0)."""
+    import torch
+
+    if isinstance(module, torch.nn.RNNBase):
+        problems = []
+        if module.num_layers != 1:
+            problems.append(f"num_layers={module.num_layers} (expected 1)")
+        if module.bidirectional:
+            problems.append("bidirectional=True (expected False)")
+        if getattr(module, "proj_size", 0):
+            problems.append(f"proj_size={module.proj_size} (expected 0)")
+        if problems:
+            raise ValueError(f"module must be a one-layer unidirectional {type(module).__name__}"
+                             f" without projection, got {', '.join(problems)}")
+    names = {name for name, _ in module.named_parameters()}
+    return _match_names("module", names)
+
+
+def _match_names(argument: str, names: set[str]) -> dict[str, str]:
+    for suffix in ("", "_l0"):
+        if {name + suffix for name in PARAM_NAMES} == names:
+            return {name: name + suffix for name in PARAM_NAMES}
+    raise ValueError(
+        f"{argument} must hold exactly the parameters {list(PARAM_NAMES)} (optionally with "
+        f"the suffix _l0: a one-layer, unidirectional RNN/LSTM/GRU with bias=True), "
+        f"got {sorted(names)}"
+    )
+
+
+def params_from_torch(source: Any) -> dict[str, np.ndarray]:
+    """Copy the weights of a torch RNN/LSTM/GRU (or its *Cell, or a state dict) to numpy.
+
+    Parameters
+    ----------
+    source : torch.nn.Module or dict of tensors
+        A one-layer unidirectional ``nn.RNN``/``nn.LSTM``/``nn.GRU`` (names ending in
+        ``_l0``), an ``nn.RNNCell``/``nn.LSTMCell``/``nn.GRUCell`` or any module with the
+        same four parameters, or a state dict of one of them.
+
+    Returns
+    -------
+    dict
+        ``weight_ih``, ``weight_hh``, ``bias_ih``, ``bias_hh`` as new numpy arrays with the
+        torch dtype (float32 stays float32).
+    """
+    import torch
+
+    if isinstance(source, torch.nn.Module):
+        names = _torch_parameter_names(source)
+        tensors = dict(source.named_parameters())
+    elif isinstance(source, Mapping):
+        names = _match_names("source", {str(name) for name in source})
+        tensors = source
+    else:
+        raise TypeError(
+            f"source must be a torch.nn.Module or a state dict, got {describe(source)}"
+        )
+    params = {}
+    for name, torch_name in names.items():
+        tensor = tensors[torch_name]
+        if not isinstance(tensor, torch.Tensor):
+            raise TypeError(f"source[{torch_name!r}] must be a torch.Tensor, "
+                            f"got {describe(tensor)}")
+        if tensor.dtype not in (torch.float32, torch.float64):
+            raise TypeError(f"source[{torch_name!r}] must be float32 or float64, "
+                            f"got {tensor.dtype}")
+        params[name] = tensor.detach().cpu().numpy().copy()
+    _check_params(params, None)
+    return params
+
+
+def _kind_of(params: Params) -> str:
+    rows, hidden_size = params["weight_hh"].shape
+    for kind, gates in GATES.items():
+        if rows == gates * hidden_size:
+            return kind
+    raise ValueError(
+        f"params['weight_hh'] must have shape (G*H, H) with G in {{1, 3, 4}}, "
+        f"got {params['weight_hh'].shape}"
+    )
+
+
+def params_to_torch(params: Params) -> dict[str, Any]:
+    """Copy numpy ``params`` to new torch tensors with the same keys, shapes and dtype."""
+    import torch
+
+    _check_params(params, None)
+    return {name: torch.from_numpy(np.array(params[name])) for name in PARAM_NAMES}
+
+
+def load_into_torch(params: Params, module: Any) -> Any:
+    """Copy numpy ``params`` into a torch module's parameters, in place, and return it.
+
+    ``module`` is a one-layer unidirectional ``nn.RNN``/``nn.LSTM``/``nn.GRU``, a *Cell, or
+    any module with the four parameters. Shapes and dtype must match exactly (call
+    ``module.double()`` for float64 params): the copy is exact, never a silent cast.
+    """
+    import torch
+
+    if not isinstance(module, torch.nn.Module):
+        raise TypeError(f"module must be a torch.nn.Module, got {describe(module)}")
+    _check_params(params, None)
+    names = _torch_parameter_names(module)
+    targets = dict(module.named_parameters())
+    for name, torch_name in names.items():
+        target, value = targets[torch_name], params[name]
+        if tuple(target.shape) != value.shape:
+            raise ValueError(
+                f"params['{name}'] has shape {value.shape} but {type(module).__name__}."
+                f"{torch_name} has shape {tuple(target.shape)}"
+            )
+        if target.dtype != torch.from_numpy(value[:0]).dtype:
+            raise TypeError(
+                f"params['{name}'] is {value.dtype} but {type(module).__name__}.{torch_name} is "
+                f"{target.dtype}; convert one of them first (module.double() or .astype)"
+            )
+    with torch.no_grad():
+        for name, torch_name in names.items():
+            targets[torch_name].copy_(torch.from_numpy(params[name]))
+    return module
