@@ -46,6 +46,14 @@ __all__ = [
     "TruncatedSegment",
     "truncated_bptt_segments",
     "rnn_backward_segment",
+    "lstm_step",
+    "lstm_step_backward",
+    "lstm_forward",
+    "lstm_backward",
+    "gru_step",
+    "gru_step_backward",
+    "gru_forward",
+    "gru_backward",
     "params_from_torch",
     "params_to_torch",
     "load_into_torch",
@@ -551,6 +559,338 @@ def rnn_backward_segment(dhs: np.ndarray, cache: Cache,
     for t in reversed(window):
         dh_total = dh + dhs[t] if t in losses else dh
         dxs[t], dh, step_grads = _rnn_step_backward(dh_total, steps[t])
+        _add_grads(grads, step_grads)
+    return dxs, dh, grads
+
+
+# --------------------------------------------------------------------------------------
+# LSTM (PyTorch's nn.LSTM: gate order i, f, g, o; no peepholes)
+# --------------------------------------------------------------------------------------
+
+
+def lstm_step(x: np.ndarray, h: np.ndarray, c: np.ndarray,
+              params: Params) -> tuple[np.ndarray, np.ndarray, Cache]:
+    """One step of the LSTM (``torch.nn.LSTMCell``).
+
+    The four gate blocks are stacked in the order i, f, g, o (rows k*H to (k+1)*H of the
+    weights and biases):
+
+    .. math::
+
+        i_t &= \\sigma(W_{ii} x_t + b_{ii} + W_{hi} h_{t-1} + b_{hi}) \\\\
+        f_t &= \\sigma(W_{if} x_t + b_{if} + W_{hf} h_{t-1} + b_{hf}) \\\\
+        g_t &= \\tanh(W_{ig} x_t + b_{ig} + W_{hg} h_{t-1} + b_{hg}) \\\\
+        o_t &= \\sigma(W_{io} x_t + b_{io} + W_{ho} h_{t-1} + b_{ho}) \\\\
+        c_t &= f_t \\odot c_{t-1} + i_t \\odot g_t \\\\
+        h_t &= o_t \\odot \\tanh(c_t)
+
+    Parameters
+    ----------
+    x : ndarray, shape (B, I)
+    h : ndarray, shape (B, H)
+        h_{t-1}.
+    c : ndarray, shape (B, H)
+        c_{t-1}, the previous cell state.
+    params : dict
+        ``weight_ih`` (4H, I), ``weight_hh`` (4H, H), ``bias_ih`` (4H,), ``bias_hh`` (4H,).
+
+    Returns
+    -------
+    h_next, c_next : ndarray, shape (B, H)
+        h_t and c_t.
+    cache : dict
+    """
+    _check_step_inputs("lstm", x, {"h": h, "c": c}, params)
+    return _lstm_step(x, h, c, params)
+
+
+def _lstm_step(x, h, c, params):
+    a = x @ params["weight_ih"].T + params["bias_ih"] + h @ params["weight_hh"].T \
+        + params["bias_hh"]
+    a_i, a_f, a_g, a_o = np.split(a, 4, axis=1)
+    i, f, g, o = sigmoid(a_i), sigmoid(a_f), np.tanh(a_g), sigmoid(a_o)
+    c_next = f * c + i * g
+    tanh_c = np.tanh(c_next)
+    h_next = o * tanh_c
+    cache = {"kind": "lstm_step", "x": x, "h": h, "c": c, "i": i, "f": f, "g": g, "o": o,
+             "tanh_c": tanh_c, "h_next": h_next, "params": params}
+    return h_next, c_next, cache
+
+
+def lstm_step_backward(dh_next: np.ndarray, dc_next: np.ndarray,
+                       cache: Cache) -> tuple[np.ndarray, np.ndarray, np.ndarray, Grads]:
+    """Backward pass of ``lstm_step``.
+
+    The cell state gets gradient from the next step (dc_next) and through h_t:
+
+    .. math::
+
+        dc &= dc_t + dh_t \\odot o_t \\odot (1 - \\tanh^2 c_t) \\\\
+        do &= dh_t \\odot \\tanh c_t, \\quad di = dc \\odot g_t, \\quad
+        dg = dc \\odot i_t, \\quad df = dc \\odot c_{t-1} \\\\
+        dc_{t-1} &= dc \\odot f_t
+
+    then through the activations (sigma' = sigma (1 - sigma), tanh' = 1 - tanh^2) to the
+    stacked pre-activations da = [da_i, da_f, da_g, da_o], and as in the RNN:
+    dx = da W_ih, dh_{t-1} = da W_hh, dW_ih = da^T x, dW_hh = da^T h_{t-1},
+    db_ih = db_hh = sum over the batch of da.
+
+    Parameters
+    ----------
+    dh_next, dc_next : ndarray, shape (B, H)
+        dL/dh_t and the gradient reaching c_t from later steps.
+    cache : dict
+        From ``lstm_step``.
+
+    Returns
+    -------
+    dx : ndarray, shape (B, I)
+    dh, dc : ndarray, shape (B, H)
+        Gradients for h_{t-1} and c_{t-1}.
+    grads : dict
+    """
+    _check_cache(cache, "lstm_step", "lstm_step")
+    for name, value in (("dh_next", dh_next), ("dc_next", dc_next)):
+        check_float_array(name, value, shape=cache["h_next"].shape, dims=("B", "H"),
+                          dtype=cache["h_next"].dtype)
+    return _lstm_step_backward(dh_next, dc_next, cache)
+
+
+def _lstm_step_backward(dh_next, dc_next, cache):
+    i, f, g, o, tanh_c = (cache[k] for k in ("i", "f", "g", "o", "tanh_c"))
+    params = cache["params"]
+    dc = dc_next + dh_next * o * (1 - tanh_c * tanh_c)
+    do = dh_next * tanh_c
+    di, dg, df = dc * g, dc * i, dc * cache["c"]
+    da = np.concatenate([di * i * (1 - i), df * f * (1 - f), dg * (1 - g * g),
+                         do * o * (1 - o)], axis=1)
+    dx = da @ params["weight_ih"]
+    dh = da @ params["weight_hh"]
+    grads = {
+        "weight_ih": da.T @ cache["x"],
+        "weight_hh": da.T @ cache["h"],
+        "bias_ih": da.sum(axis=0),
+        "bias_hh": da.sum(axis=0),
+    }
+    return dx, dh, dc * f, grads
+
+
+def lstm_forward(xs: np.ndarray, h0: np.ndarray | None, c0: np.ndarray | None,
+                 params: Params) -> tuple[np.ndarray, np.ndarray, Cache]:
+    """Run the LSTM over a sequence (``torch.nn.LSTM``, one layer).
+
+    Parameters
+    ----------
+    xs : ndarray, shape (T, B, I)
+    h0, c0 : ndarray, shape (B, H), or None
+        Initial hidden and cell states; ``None`` means zeros.
+    params : dict
+        As for ``lstm_step``.
+
+    Returns
+    -------
+    hs, cs : ndarray, shape (T, B, H)
+        Hidden and cell states after every step.
+    cache : dict
+    """
+    batch, hidden_size, dtype = _check_sequence_inputs("lstm", xs, params)
+    h = _check_state("h0", h0, batch, hidden_size, dtype)
+    c = _check_state("c0", c0, batch, hidden_size, dtype)
+    hs = np.empty((xs.shape[0], batch, hidden_size), dtype=dtype)
+    cs = np.empty_like(hs)
+    steps = []
+    for t in range(xs.shape[0]):
+        h, c, step_cache = _lstm_step(xs[t], h, c, params)
+        hs[t], cs[t] = h, c
+        steps.append(step_cache)
+    return hs, cs, {"kind": "lstm", "steps": steps}
+
+
+def lstm_backward(dhs: np.ndarray,
+                  cache: Cache) -> tuple[np.ndarray, np.ndarray, np.ndarray, Grads]:
+    """Backpropagation through time for ``lstm_forward``.
+
+    Two gradients travel back: dh (to h_{t-1}) and dc (to c_{t-1}). The loss looks at the
+    hidden states only, so ``dhs[t]`` is added to dh at every step and dc starts at zero.
+
+    Parameters
+    ----------
+    dhs : ndarray, shape (T, B, H)
+    cache : dict
+        From ``lstm_forward``.
+
+    Returns
+    -------
+    dxs : ndarray, shape (T, B, I)
+    dh0, dc0 : ndarray, shape (B, H)
+    grads : dict
+    """
+    _check_cache(cache, "lstm", "lstm_forward")
+    _check_sequence_gradient("dhs", dhs, cache)
+    steps = cache["steps"]
+    grads = _zero_grads(steps[0]["params"])
+    dxs = np.empty((len(steps), *steps[0]["x"].shape), dtype=dhs.dtype)
+    dh = np.zeros_like(dhs[0])
+    dc = np.zeros_like(dhs[0])
+    for t in reversed(range(len(steps))):
+        dxs[t], dh, dc, step_grads = _lstm_step_backward(dhs[t] + dh, dc, steps[t])
+        _add_grads(grads, step_grads)
+    return dxs, dh, dc, grads
+
+
+# --------------------------------------------------------------------------------------
+# GRU (PyTorch's nn.GRU: gate order r, z, n; reset applied after the matrix product)
+# --------------------------------------------------------------------------------------
+
+
+def gru_step(x: np.ndarray, h: np.ndarray, params: Params) -> tuple[np.ndarray, Cache]:
+    """One step of the GRU (``torch.nn.GRUCell``), gate blocks stacked as r, z, n:
+
+    .. math::
+
+        r_t &= \\sigma(W_{ir} x_t + b_{ir} + W_{hr} h_{t-1} + b_{hr}) \\\\
+        z_t &= \\sigma(W_{iz} x_t + b_{iz} + W_{hz} h_{t-1} + b_{hz}) \\\\
+        n_t &= \\tanh(W_{in} x_t + b_{in} + r_t \\odot (W_{hn} h_{t-1} + b_{hn})) \\\\
+        h_t &= (1 - z_t) \\odot n_t + z_t \\odot h_{t-1}
+
+    This is PyTorch's convention: the reset gate multiplies W_hn h_{t-1} + b_hn after the
+    matrix product (Cho et al. 2014 apply it before), and z_t keeps the old state.
+
+    Parameters
+    ----------
+    x : ndarray, shape (B, I)
+    h : ndarray, shape (B, H)
+        h_{t-1}.
+    params : dict
+        ``weight_ih`` (3H, I), ``weight_hh`` (3H, H), ``bias_ih`` (3H,), ``bias_hh`` (3H,).
+
+    Returns
+    -------
+    h_next : ndarray, shape (B, H)
+    cache : dict
+    """
+    _check_step_inputs("gru", x, {"h": h}, params)
+    return _gru_step(x, h, params)
+
+
+def _gru_step(x, h, params):
+    a_x = x @ params["weight_ih"].T + params["bias_ih"]  # (B, 3H): input parts
+    a_h = h @ params["weight_hh"].T + params["bias_hh"]  # (B, 3H): recurrent parts
+    ax_r, ax_z, ax_n = np.split(a_x, 3, axis=1)
+    ah_r, ah_z, ah_n = np.split(a_h, 3, axis=1)
+    r = sigmoid(ax_r + ah_r)
+    z = sigmoid(ax_z + ah_z)
+    n = np.tanh(ax_n + r * ah_n)
+    h_next = (1 - z) * n + z * h
+    cache = {"kind": "gru_step", "x": x, "h": h, "r": r, "z": z, "n": n, "ah_n": ah_n,
+             "h_next": h_next, "params": params}
+    return h_next, cache
+
+
+def gru_step_backward(dh_next: np.ndarray,
+                      cache: Cache) -> tuple[np.ndarray, np.ndarray, Grads]:
+    """Backward pass of ``gru_step``.
+
+    .. math::
+
+        dn &= dh_t \\odot (1 - z_t), \\quad dz = dh_t \\odot (h_{t-1} - n_t) \\\\
+        da_n &= dn \\odot (1 - n_t^2), \\quad
+        dr = da_n \\odot (W_{hn} h_{t-1} + b_{hn}) \\\\
+        da_r &= dr \\odot r_t (1 - r_t), \\quad da_z = dz \\odot z_t (1 - z_t)
+
+    The input part gets [da_r, da_z, da_n] and the recurrent part [da_r, da_z, r_t da_n];
+    dh_{t-1} = dh_t z_t + (recurrent part) W_hh.
+
+    Parameters
+    ----------
+    dh_next : ndarray, shape (B, H)
+    cache : dict
+        From ``gru_step``.
+
+    Returns
+    -------
+    dx : ndarray, shape (B, I)
+    dh : ndarray, shape (B, H)
+    grads : dict
+    """
+    _check_cache(cache, "gru_step", "gru_step")
+    check_float_array("dh_next", dh_next, shape=cache["h_next"].shape, dims=("B", "H"),
+                      dtype=cache["h_next"].dtype)
+    return _gru_step_backward(dh_next, cache)
+
+
+def _gru_step_backward(dh_next, cache):
+    r, z, n, h = cache["r"], cache["z"], cache["n"], cache["h"]
+    params = cache["params"]
+    dn = dh_next * (1 - z)
+    dz = dh_next * (h - n)
+    da_n = dn * (1 - n * n)
+    da_r = da_n * cache["ah_n"] * r * (1 - r)
+    da_z = dz * z * (1 - z)
+    da_x = np.concatenate([da_r, da_z, da_n], axis=1)      # gradient of a_x
+    da_h = np.concatenate([da_r, da_z, da_n * r], axis=1)  # gradient of a_h
+    dx = da_x @ params["weight_ih"]
+    dh = dh_next * z + da_h @ params["weight_hh"]
+    grads = {
+        "weight_ih": da_x.T @ cache["x"],
+        "weight_hh": da_h.T @ h,
+        "bias_ih": da_x.sum(axis=0),
+        "bias_hh": da_h.sum(axis=0),
+    }
+    return dx, dh, grads
+
+
+def gru_forward(xs: np.ndarray, h0: np.ndarray | None,
+                params: Params) -> tuple[np.ndarray, Cache]:
+    """Run the GRU over a sequence (``torch.nn.GRU``, one layer).
+
+    Parameters
+    ----------
+    xs : ndarray, shape (T, B, I)
+    h0 : ndarray, shape (B, H), or None
+        Initial state; ``None`` means zeros.
+    params : dict
+        As for ``gru_step``.
+
+    Returns
+    -------
+    hs : ndarray, shape (T, B, H)
+    cache : dict
+    """
+    batch, hidden_size, dtype = _check_sequence_inputs("gru", xs, params)
+    h = _check_state("h0", h0, batch, hidden_size, dtype)
+    hs = np.empty((xs.shape[0], batch, hidden_size), dtype=dtype)
+    steps = []
+    for t in range(xs.shape[0]):
+        h, step_cache = _gru_step(xs[t], h, params)
+        hs[t] = h
+        steps.append(step_cache)
+    return hs, {"kind": "gru", "steps": steps}
+
+
+def gru_backward(dhs: np.ndarray, cache: Cache) -> tuple[np.ndarray, np.ndarray, Grads]:
+    """Backpropagation through time for ``gru_forward`` (same loop as ``rnn_backward``).
+
+    Parameters
+    ----------
+    dhs : ndarray, shape (T, B, H)
+    cache : dict
+        From ``gru_forward``.
+
+    Returns
+    -------
+    dxs : ndarray, shape (T, B, I)
+    dh0 : ndarray, shape (B, H)
+    grads : dict
+    """
+    _check_cache(cache, "gru", "gru_forward")
+    _check_sequence_gradient("dhs", dhs, cache)
+    steps = cache["steps"]
+    grads = _zero_grads(steps[0]["params"])
+    dxs = np.empty((len(steps), *steps[0]["x"].shape), dtype=dhs.dtype)
+    dh = np.zeros_like(dhs[0])
+    for t in reversed(range(len(steps))):
+        dxs[t], dh, step_grads = _gru_step_backward(dhs[t] + dh, steps[t])
         _add_grads(grads, step_grads)
     return dxs, dh, grads
 
