@@ -1,0 +1,440 @@
+"""Synthetic long-range tasks and the scores a network gets without any memory.
+
+Each task hides one piece of information early in a sequence and asks for it at the end.
+A network that cannot carry information across the gap can still learn the *statistics*
+of the answer, and that sets a floor, the no-memory baseline, which every result in the
+book is compared with. The baselines are computed exactly here, not copied from papers.
+
+- ``adding_problem``: two marked numbers among T, output their sum (Le et al. 2015) or
+  a scaled sum (Hochreiter & Schmidhuber 1997). Baseline: ``adding_baseline_mse``.
+- ``copy_task``: remember 10 symbols over T blanks and write them back (Arjovsky et al.
+  2016). Baseline: ``copy_baseline_cross_entropy``.
+- ``agreement_task``: a synthetic subject-verb number agreement set in the spirit of
+  Linzen et al. 2016: the number of the first noun, asked for after ``distance``
+  tokens, some of them nouns of the opposite number. Baseline:
+  ``agreement_chance_accuracy``.
+
+Every generator takes ``rng``, a ``numpy.random.Generator`` or an integer seed, so the
+same call gives the same batch. Arrays are time-major like ``torch.nn`` with
+``batch_first=False``; ``as_torch=True`` returns torch tensors instead of numpy arrays.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._validate import check_choice, check_int, check_real, describe
+
+__all__ = [
+    "ADDING_VERSIONS",
+    "adding_problem",
+    "adding_baseline_prediction",
+    "adding_baseline_mse",
+    "COPY_LENGTH",
+    "COPY_SYMBOLS",
+    "COPY_BLANK",
+    "COPY_DELIMITER",
+    "COPY_VOCABULARY_SIZE",
+    "copy_task",
+    "copy_baseline_cross_entropy",
+    "AgreementVocabulary",
+    "AGREEMENT_VOCABULARY",
+    "agreement_task",
+    "agreement_chance_accuracy",
+    "decode_agreement",
+]
+
+
+# --------------------------------------------------------------------------------------
+# Shared helpers
+# --------------------------------------------------------------------------------------
+
+
+def _generator(rng: Any) -> np.random.Generator:
+    """Accept a numpy Generator or a non-negative integer seed; return a Generator."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if isinstance(rng, int | np.integer) and not isinstance(rng, bool):
+        if rng < 0:
+            raise ValueError(f"rng must be a numpy Generator or a seed >= 0, got {rng}")
+        return np.random.default_rng(int(rng))
+    raise TypeError(
+        "rng must be a numpy.random.Generator (np.random.default_rng(seed)) or an integer "
+        f"seed, got {describe(rng)}"
+    )
+
+
+def _check_dtype(dtype: Any) -> np.dtype:
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        resolved = None
+    if resolved not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise TypeError(f"dtype must be np.float32 or np.float64, got {dtype!r}")
+    return resolved
+
+
+def _to_output(arrays: tuple[np.ndarray, ...], as_torch: bool) -> tuple[Any, ...]:
+    if not isinstance(as_torch, bool):
+        raise TypeError(f"as_torch must be True or False, got {describe(as_torch)}")
+    if not as_torch:
+        return arrays
+    import torch
+
+    return tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in arrays)
+
+
+# --------------------------------------------------------------------------------------
+# The adding problem
+# --------------------------------------------------------------------------------------
+
+ADDING_VERSIONS = ("le", "hochreiter")
+"""The two versions of the adding problem: Le et al. 2015 and Hochreiter & Schmidhuber 1997."""
+
+
+def adding_problem(T: int, batch_size: int, rng: np.random.Generator | int, *,
+                   version: str = "le", dtype: Any = np.float32,
+                   as_torch: bool = False) -> tuple[Any, Any]:
+    """A batch of the adding problem: find two marked numbers in a sequence, output their sum.
+
+    Each of the T steps shows a pair (value, marker). Exactly two steps carry the marker
+    1; the target depends only on their values X_1 and X_2, so the network must notice
+    the marked values, keep them, and answer after the last step.
+
+    ``version="le"`` (Le, Jaitly & Hinton 2015, section 4.1): values from U[0, 1];
+    markers 0 except the two marked steps; the first marked step is drawn uniformly from
+    the first half of the sequence (0-based positions 0 .. T//2 - 1), the second
+    uniformly from the second half (T//2 .. T - 1). Target X_1 + X_2.
+
+    ``version="hochreiter"`` (Hochreiter & Schmidhuber 1997, experiment 4): values from
+    U[-1, 1]; X_1 is drawn uniformly from the first ten steps (all T steps when T < 10),
+    X_2 uniformly from the first max(T//2 - 1, 1) steps that are not X_1's. The first and
+    the last steps carry the marker -1 unless they are marked; every other marker is 0.
+    Target 0.5 + (X_1 + X_2) / 4, the sum mapped into [0, 1]. Two simplifications of the
+    paper: every sequence has length exactly T (the paper draws lengths in
+    [T, T + T/10], which would not stack into one tensor), and X_1 keeps its value when
+    the first step is marked (the paper sets it to 0 then), so the no-memory baseline is
+    exactly 1/24 for every T.
+
+    Parameters
+    ----------
+    T : int
+        Sequence length, at least 2.
+    batch_size : int
+        B, at least 1.
+    rng : numpy.random.Generator or int
+        The random source, or a seed for a new one.
+    version : {"le", "hochreiter"}
+    dtype : np.float32 or np.float64
+    as_torch : bool
+        Return torch tensors (sharing memory with the numpy arrays) instead.
+
+    Returns
+    -------
+    inputs : ndarray or Tensor, shape (T, B, 2)
+        ``inputs[t, b] = (value, marker)``, time-major.
+    targets : ndarray or Tensor, shape (B, 1)
+        The target after the last step.
+    """
+    T = check_int("T", T, minimum=2)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    check_choice("version", version, ADDING_VERSIONS)
+    dtype = _check_dtype(dtype)
+    rng = _generator(rng)
+    rows = np.arange(batch_size)
+    markers = np.zeros((batch_size, T))
+    if version == "le":
+        values = rng.uniform(0.0, 1.0, size=(batch_size, T))
+        first = rng.integers(0, T // 2, size=batch_size)
+        second = rng.integers(T // 2, T, size=batch_size)
+    else:
+        values = rng.uniform(-1.0, 1.0, size=(batch_size, T))
+        first = rng.integers(0, min(10, T), size=batch_size)
+        # The k-th unmarked step among the first ones: skip over the first marked step.
+        k = rng.integers(0, max(T // 2 - 1, 1), size=batch_size)
+        second = k + (k >= first)
+        markers[:, 0] = -1.0
+        markers[:, -1] = -1.0
+    markers[rows, first] = 1.0
+    markers[rows, second] = 1.0
+    total = values[rows, first] + values[rows, second]
+    targets = total if version == "le" else 0.5 + total / 4
+    inputs = np.stack([values.T, markers.T], axis=-1).astype(dtype)
+    return _to_output((inputs, targets[:, None].astype(dtype)), as_torch)
+
+
+def adding_baseline_prediction(version: str = "le") -> float:
+    """The best constant prediction, E[target]: 1 for ``"le"``, 0.5 for ``"hochreiter"``."""
+    check_choice("version", version, ADDING_VERSIONS)
+    return 1.0 if version == "le" else 0.5
+
+
+def adding_baseline_mse(version: str = "le") -> float:
+    """The mean squared error of the best prediction that ignores the input, exactly.
+
+    A network without memory can only output a constant c; its expected squared error is
+    Var(target) + (E[target] - c)^2, smallest at c = E[target], where it equals the
+    variance of the target.
+
+    - ``"le"``: target X_1 + X_2 with X_i ~ U[0, 1] independent, so the best constant is 1
+      and the MSE is Var = 2 * (1/12) = 1/6 = 0.1667 (some papers print 0.1767).
+    - ``"hochreiter"``: target 0.5 + (X_1 + X_2)/4 with X_i ~ U[-1, 1], so the best
+      constant is 0.5 and the MSE is 2 * (1/3) / 16 = 1/24.
+
+    Parameters
+    ----------
+    version : {"le", "hochreiter"}
+
+    Returns
+    -------
+    float
+    """
+    check_choice("version", version, ADDING_VERSIONS)
+    variance_of_value = 1 / 12 if version == "le" else 1 / 3  # (b - a)^2 / 12
+    scale = 1.0 if version == "le" else 1 / 4
+    return 2 * variance_of_value * scale**2
+
+
+# --------------------------------------------------------------------------------------
+# The copy task
+# --------------------------------------------------------------------------------------
+
+COPY_LENGTH = 10
+"""How many symbols the copy task asks the network to remember."""
+COPY_SYMBOLS = 8
+"""The symbols to remember are the ids 0 .. 7."""
+COPY_BLANK = 8
+"""The id of the blank (filler) token."""
+COPY_DELIMITER = 9
+"""The id of the delimiter, the cue to start writing the symbols back."""
+COPY_VOCABULARY_SIZE = 10
+"""Ten token ids in all: 8 symbols, blank and delimiter."""
+
+
+def copy_task(T: int, batch_size: int, rng: np.random.Generator | int, *,
+              as_torch: bool = False) -> tuple[Any, Any]:
+    """A batch of the copy task (Arjovsky, Shah & Bengio 2016, section 4.1).
+
+    Layout of one sequence, T + 20 steps, token ids 0 .. 9::
+
+        step:    0 .. 9        10 .. T+8     T+9         T+10 .. T+19
+        input:   s_1 .. s_10   blank (8)     delim (9)   blank (8)
+        target:  blank (8) for steps 0 .. T+9            s_1 .. s_10
+
+    The symbols s_i are drawn uniformly and independently from {0, ..., 7}. The input
+    shows them, then T - 1 blanks and the delimiter (T steps of waiting in all), then
+    10 more blanks during which the network must write s_1 .. s_10 back. The target is
+    blank everywhere except the last 10 steps.
+
+    Parameters
+    ----------
+    T : int
+        The delay, at least 1.
+    batch_size : int
+        B, at least 1.
+    rng : numpy.random.Generator or int
+    as_torch : bool
+        Return torch tensors instead of numpy arrays.
+
+    Returns
+    -------
+    tokens : ndarray or Tensor of int64, shape (T + 20, B)
+        Input token ids, time-major.
+    targets : ndarray or Tensor of int64, shape (T + 20, B)
+        Target token ids at every step.
+    """
+    T = check_int("T", T, minimum=1)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    rng = _generator(rng)
+    total = T + 2 * COPY_LENGTH
+    symbols = rng.integers(0, COPY_SYMBOLS, size=(COPY_LENGTH, batch_size), dtype=np.int64)
+    tokens = np.full((total, batch_size), COPY_BLANK, dtype=np.int64)
+    tokens[:COPY_LENGTH] = symbols
+    tokens[COPY_LENGTH + T - 1] = COPY_DELIMITER
+    targets = np.full((total, batch_size), COPY_BLANK, dtype=np.int64)
+    targets[-COPY_LENGTH:] = symbols
+    return _to_output((tokens, targets), as_torch)
+
+
+def copy_baseline_cross_entropy(T: int) -> float:
+    """The cross-entropy per step (nats) of the best memoryless strategy: 10 ln 8 / (T + 20).
+
+    Without memory the best a network can do is predict each step's target distribution
+    from the step alone: blank with certainty for the first T + 10 steps (no loss) and
+    the uniform distribution over the 8 symbols for the last 10 (ln 8 each). Averaged
+    over the T + 20 steps this is 10 ln 8 / (T + 20) (Arjovsky et al. 2016).
+
+    Parameters
+    ----------
+    T : int
+        The delay, at least 1.
+
+    Returns
+    -------
+    float
+    """
+    T = check_int("T", T, minimum=1)
+    return COPY_LENGTH * math.log(COPY_SYMBOLS) / (T + 2 * COPY_LENGTH)
+
+
+# --------------------------------------------------------------------------------------
+# Subject-verb agreement
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AgreementVocabulary:
+    """The token ids of ``agreement_task`` and the words they stand for.
+
+    Attributes
+    ----------
+    words : tuple of str
+        ``words[i]`` is the word of token id i.
+    singular : tuple of int
+        Ids of the singular nouns.
+    plural : tuple of int
+        Ids of the plural nouns; ``plural[k]`` is the plural of ``singular[k]``.
+    fillers : tuple of int
+        Ids of the number-neutral words ("the", "near", ...).
+    query : int
+        Id of the final token, where the verb would go: the network answers there.
+    """
+
+    words: tuple[str, ...]
+    singular: tuple[int, ...]
+    plural: tuple[int, ...]
+    fillers: tuple[int, ...]
+    query: int
+
+    @property
+    def size(self) -> int:
+        """The number of token ids (for an embedding or one-hot layer)."""
+        return len(self.words)
+
+
+def _build_agreement_vocabulary() -> AgreementVocabulary:
+    singular = ("cat", "dog", "key", "bird", "child", "table", "song", "city")
+    plural = ("cats", "dogs", "keys", "birds", "children", "tables", "songs", "cities")
+    fillers = ("the", "near", "of", "old", "big", "red", "by", "with")
+    words = (*singular, *plural, *fillers, "<verb>")
+    n = len(singular)
+    return AgreementVocabulary(
+        words=words,
+        singular=tuple(range(n)),
+        plural=tuple(range(n, 2 * n)),
+        fillers=tuple(range(2 * n, 2 * n + len(fillers))),
+        query=len(words) - 1,
+    )
+
+
+AGREEMENT_VOCABULARY = _build_agreement_vocabulary()
+"""The vocabulary of ``agreement_task``: 8 singular nouns (ids 0-7), their plurals (8-15),
+8 number-neutral fillers (16-23) and the query token ``<verb>`` (24)."""
+
+
+def agreement_task(distance: int, batch_size: int, rng: np.random.Generator | int, *,
+                   attractors: int = 0, plural_probability: float = 0.5,
+                   as_torch: bool = False) -> tuple[Any, Any]:
+    """A batch of synthetic subject-verb agreement: say the subject's number at the end.
+
+    In "The keys to the cabinet are ..." the verb agrees with "keys", not with the
+    nearer "cabinet", an *attractor* of the opposite number (Linzen, Dupoux & Goldberg
+    2016). This synthetic version keeps the structure and drops the language::
+
+        step:   0          1 .. distance                    distance + 1
+        token:  subject    fillers and attractor nouns      <verb>
+
+    The subject is a noun drawn uniformly from the singular nouns (label 0) or from the
+    plural ones (label 1, with probability ``plural_probability``). Of the ``distance``
+    tokens in between, exactly ``attractors`` are nouns of the opposite number at
+    uniformly random positions; the rest are fillers drawn uniformly. The network reads
+    the whole sequence and outputs the subject's number at the query token, so it must
+    carry one bit across ``distance + 1`` steps while ignoring the attractors. With
+    ``attractors >= 1`` the last noun before the query always has the wrong number, so
+    the shortcut "agree with the most recent noun" scores 0.
+
+    Parameters
+    ----------
+    distance : int
+        Tokens between the subject and the query, at least 0.
+    batch_size : int
+        B, at least 1.
+    rng : numpy.random.Generator or int
+    attractors : int
+        Number of opposite-number nouns among the ``distance`` tokens, 0 .. distance.
+    plural_probability : float
+        Probability of a plural subject, in [0, 1].
+    as_torch : bool
+        Return torch tensors instead of numpy arrays.
+
+    Returns
+    -------
+    tokens : ndarray or Tensor of int64, shape (distance + 2, B)
+        Token ids (see ``AGREEMENT_VOCABULARY``), time-major.
+    labels : ndarray or Tensor of int64, shape (B,)
+        0 for a singular subject, 1 for a plural one.
+    """
+    distance = check_int("distance", distance, minimum=0)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    attractors = check_int("attractors", attractors, minimum=0)
+    if attractors > distance:
+        raise ValueError(
+            f"attractors must be at most distance={distance} (they sit between the subject "
+            f"and the query), got {attractors}"
+        )
+    plural_probability = check_real("plural_probability", plural_probability)
+    if not 0.0 <= plural_probability <= 1.0:
+        raise ValueError(f"plural_probability must be in [0, 1], got {plural_probability}")
+    rng = _generator(rng)
+    vocabulary = AGREEMENT_VOCABULARY
+    singular = np.array(vocabulary.singular)
+    plural = np.array(vocabulary.plural)
+    nouns = len(singular)
+
+    labels = (rng.random(batch_size) < plural_probability).astype(np.int64)
+    subject_lexeme = rng.integers(0, nouns, size=batch_size)
+    tokens = np.empty((distance + 2, batch_size), dtype=np.int64)
+    tokens[0] = np.where(labels == 1, plural[subject_lexeme], singular[subject_lexeme])
+    fillers = np.array(vocabulary.fillers)
+    tokens[1:distance + 1] = fillers[rng.integers(0, len(fillers), size=(distance, batch_size))]
+    if attractors:
+        # A random permutation of the middle positions per sequence; keep the first few.
+        positions = np.argsort(rng.random((distance, batch_size)), axis=0)[:attractors] + 1
+        lexemes = rng.integers(0, nouns, size=(attractors, batch_size))
+        attractor_ids = np.where(labels == 1, singular[lexemes], plural[lexemes])
+        tokens[positions, np.arange(batch_size)] = attractor_ids
+    tokens[-1] = vocabulary.query
+    return _to_output((tokens, labels), as_torch)
+
+
+def agreement_chance_accuracy(plural_probability: float = 0.5) -> float:
+    """Accuracy of the best guess that ignores the input: always the more frequent number.
+
+    max(p, 1 - p) with p the probability of a plural subject: 0.5 for balanced labels.
+    """
+    plural_probability = check_real("plural_probability", plural_probability)
+    if not 0.0 <= plural_probability <= 1.0:
+        raise ValueError(f"plural_probability must be in [0, 1], got {plural_probability}")
+    return max(plural_probability, 1.0 - plural_probability)
+
+
+def decode_agreement(tokens: Any) -> list[str]:
+    """The words of one agreement sequence, for reading: a 1-D sequence of token ids.
+
+    Example: ``" ".join(decode_agreement(tokens[:, 0]))`` gives "keys the near cat <verb>".
+    """
+    ids = np.asarray(tokens.detach().cpu() if hasattr(tokens, "detach") else tokens)
+    if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
+        raise ValueError(
+            f"tokens must be a 1-D sequence of integer ids (one column of agreement_task's "
+            f"tokens), got {describe(ids)}"
+        )
+    size = AGREEMENT_VOCABULARY.size
+    if ids.size and (ids.min() < 0 or ids.max() >= size):
+        raise ValueError(f"tokens must be ids in 0 .. {size - 1}, got values "
+                         f"from {ids.min()} to {ids.max()}")
+    return [AGREEMENT_VOCABULARY.words[i] for i in ids]
