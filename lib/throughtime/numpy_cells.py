@@ -466,7 +466,8 @@ class TruncatedSegment(NamedTuple):
     loss_steps : range
         The steps whose loss terms enter this update (the last k1 steps).
     backprop_steps : range
-        The steps the gradient flows through (the last k2 steps, never before 0).
+        The steps the gradient flows through: the block and the k2 - k1 steps before it
+        (never before step 0).
     """
 
     update_at: int
@@ -477,14 +478,15 @@ class TruncatedSegment(NamedTuple):
 def truncated_bptt_segments(T: int, k1: int, k2: int) -> list[TruncatedSegment]:
     """The schedule of Williams & Peng's truncated BPTT: every k1 steps, backprop k2 steps.
 
-    The network reads the sequence forward without resetting its state. After every k1
-    steps (at steps k1-1, 2*k1-1, ..., and at T-1 for a shorter last block) it updates its
-    parameters with the gradient of the loss terms of those k1 steps, backpropagated
-    through the last k2 steps only. Loss term s of an update at step t therefore flows
-    back k2 - (t - s) steps: between k2 - k1 + 1 and k2.
+    The network reads the sequence forward without resetting its state. The steps are cut
+    into blocks of k1 (the last block may be shorter). After each block it updates its
+    parameters with the gradient of that block's loss terms, backpropagated through the
+    block and the k2 - k1 steps before it (never before step 0), and no further: a window
+    of k2 steps for a full block. A loss term therefore flows back between k2 - k1 + 1
+    and k2 steps (itself included), the latest terms of a block the furthest.
 
-    - k1 = k2 = k is the usual "detach the state every k steps" segment training:
-      each segment's loss flows back to the segment's start and no further.
+    - k1 = k2 = k is the usual segment training, "detach the state every k steps": each
+      segment's loss flows back to the segment's start and no further.
     - k1 = 1 updates after every step; summed over a fixed forward pass, these updates
       equal ``rnn_backward_truncated(dhs, cache, k2)``.
     - k1 = k2 = T is full BPTT, one update.
@@ -496,7 +498,7 @@ def truncated_bptt_segments(T: int, k1: int, k2: int) -> list[TruncatedSegment]:
     k1 : int
         Steps between updates (1 <= k1 <= k2).
     k2 : int
-        Steps of backpropagation per update.
+        Steps of backpropagation per full block.
 
     Returns
     -------
@@ -515,7 +517,8 @@ def truncated_bptt_segments(T: int, k1: int, k2: int) -> list[TruncatedSegment]:
     for start in range(0, T, k1):
         end = min(start + k1, T) - 1
         segments.append(TruncatedSegment(update_at=end, loss_steps=range(start, end + 1),
-                                         backprop_steps=range(max(0, end - k2 + 1), end + 1)))
+                                         backprop_steps=range(max(0, start - (k2 - k1)),
+                                                              end + 1)))
     return segments
 
 
