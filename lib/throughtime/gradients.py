@@ -262,9 +262,11 @@ def jacobian_product_norms(params: Mapping[str, np.ndarray], xs: np.ndarray,
             = \\left\\| J_T J_{T-1} \\cdots J_{T-k+1} \\right\\|_2
 
     (1-based steps, h_0 = ``h0``; s_0 = 1). It bounds how much a gradient at h_T can grow
-    or shrink on its way back k steps: ||dL/dh_{T-k}|| <= s_k ||dL/dh_T||. Since
-    ||J_t|| <= ||diag f'(a_t)|| ||W_hh||, s_k <= (gamma sigma_max(W_hh))^k with gamma = 1
-    for tanh and 1/4 for the sigmoid (Pascanu et al. 2013).
+    or shrink on its way back k steps:
+    :math:`\\|\\partial L / \\partial h_{T-k}\\| \\le s_k \\|\\partial L / \\partial h_T\\|`.
+    Since :math:`\\|J_t\\| \\le \\|\\mathrm{diag} f'(a_t)\\| \\, \\|W_{hh}\\|`,
+    :math:`s_k \\le (\\gamma \\, \\sigma_{max}(W_{hh}))^k` with gamma = 1 for tanh and 1/4 for
+    the sigmoid (Pascanu et al. 2013).
 
     Parameters
     ----------
@@ -329,7 +331,7 @@ def clip_by_norm(grads: Any, max_norm: float,
     """Clip gradients by their global norm (Pascanu et al. 2013, Algorithm 1).
 
     One norm is taken over all the arrays together, as if they were one long vector:
-    ||g|| = ||(||g_1||, ||g_2||, ...)||. Every array is then multiplied by
+    :math:`\\|g\\| = \\|(\\|g_1\\|, \\|g_2\\|, \\ldots)\\|`. Every array is then multiplied by
 
     .. math::
 

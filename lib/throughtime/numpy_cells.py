@@ -19,6 +19,9 @@ functions run the steps in a loop (forward) and backpropagate through time (back
 a loop from t = T-1 down to 0 that carries the gradient of the hidden state and sums the
 parameter gradients over time.
 
+A cache holds references to the inputs and to ``params``, not copies: update the
+parameters after the backward pass, not between forward and backward.
+
 Input checks live in the public functions; the math lives in the private ``_..._step``
 functions right below each one, which the sequence loops call directly.
 """
@@ -74,12 +77,16 @@ GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
-    """Logistic sigmoid, sigma(x) = 1 / (1 + exp(-x)), without overflow.
+    """Logistic sigmoid, :math:`\\sigma(x) = 1 / (1 + e^{-x})`, without overflow.
 
-    ``exp`` is only ever evaluated at -|x| <= 0, so it cannot overflow: for x >= 0 the
-    result is 1 / (1 + e^{-x}), for x < 0 it is e^{x} / (1 + e^{x}). Keeps the dtype.
+    ``exp`` is only ever evaluated at :math:`-|x| \\le 0`, so it cannot overflow: for
+    x >= 0 the result is :math:`1 / (1 + e^{-x})`, for x < 0 it is
+    :math:`e^{x} / (1 + e^{x})`. Keeps a float32 or float64 dtype (other inputs become
+    float64), so it is safe for ``|x|`` up to 1e4 and beyond in both precisions.
     """
     x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float64)
     with np.errstate(under="ignore"):
         e = np.exp(-np.abs(x))
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
@@ -457,21 +464,14 @@ def rnn_backward_truncated(dhs: np.ndarray, cache: Cache,
 
 
 class TruncatedSegment(NamedTuple):
-    """One parameter update of truncated BPTT (Williams & Peng's BPTT(k2; k1)).
+    """One parameter update of truncated BPTT (Williams & Peng's BPTT(k2; k1))."""
 
-    Attributes
-    ----------
-    update_at : int
-        The step (0-based) after which the update happens.
-    loss_steps : range
-        The steps whose loss terms enter this update (the last k1 steps).
-    backprop_steps : range
-        The steps the gradient flows through: the block and the k2 - k1 steps before it
-        (never before step 0).
-    """
-
+    #: The step (0-based) after which the update happens.
     update_at: int
+    #: The steps whose loss terms enter this update (the block of k1 steps).
     loss_steps: range
+    #: The steps the gradient flows through, the block and the k2 - k1 steps before it
+    #: (never before step 0).
     backprop_steps: range
 
 
@@ -934,7 +934,7 @@ def _match_names(argument: str, names: set[str]) -> dict[str, str]:
 
 
 def params_from_torch(source: Any) -> dict[str, np.ndarray]:
-    """Copy the weights of a torch RNN/LSTM/GRU (or its *Cell, or a state dict) to numpy.
+    """Copy the weights of a torch RNN/LSTM/GRU (or a cell, or a state dict) to numpy.
 
     Parameters
     ----------
@@ -997,7 +997,7 @@ def params_to_torch(params: Params) -> dict[str, Any]:
 def load_into_torch(params: Params, module: Any) -> Any:
     """Copy numpy ``params`` into a torch module's parameters, in place, and return it.
 
-    ``module`` is a one-layer unidirectional ``nn.RNN``/``nn.LSTM``/``nn.GRU``, a *Cell, or
+    ``module`` is a one-layer unidirectional ``nn.RNN``/``nn.LSTM``/``nn.GRU``, a cell, or
     any module with the four parameters. Shapes and dtype must match exactly (call
     ``module.double()`` for float64 params): the copy is exact, never a silent cast.
     """
