@@ -270,7 +270,8 @@ def rnn_step(x: np.ndarray, h: np.ndarray, params: Params,
     h_next : ndarray, shape (B, H)
         h_t.
     cache : dict
-        What ``rnn_step_backward`` needs.
+        What ``rnn_step_backward`` needs: ``x``, ``h``, ``a`` (a_t), ``h_next``,
+        ``params``, ``nonlinearity`` and ``kind`` = ``"rnn_step"``.
     """
     check_choice("nonlinearity", nonlinearity, NONLINEARITIES)
     _check_step_inputs("rnn", x, {"h": h}, params)
@@ -354,7 +355,8 @@ def rnn_forward(xs: np.ndarray, h0: np.ndarray | None, params: Params,
     hs : ndarray, shape (T, B, H)
         ``hs[t]`` is the state after reading ``xs[t]``; ``hs[-1]`` is the final state.
     cache : dict
-        What ``rnn_backward`` needs (the step caches).
+        What ``rnn_backward`` needs: ``{"kind": "rnn", "steps": [...]}``, one
+        ``rnn_step`` cache per step.
     """
     check_choice("nonlinearity", nonlinearity, NONLINEARITIES)
     batch, hidden_size, dtype = _check_sequence_inputs("rnn", xs, params)
@@ -602,6 +604,8 @@ def lstm_step(x: np.ndarray, h: np.ndarray, c: np.ndarray,
     h_next, c_next : ndarray, shape (B, H)
         h_t and c_t.
     cache : dict
+        ``x``, ``h``, ``c``, the gates ``i``, ``f``, ``g``, ``o``, ``tanh_c``
+        (tanh c_t), ``h_next``, ``params`` and ``kind`` = ``"lstm_step"``.
     """
     _check_step_inputs("lstm", x, {"h": h, "c": c}, params)
     return _lstm_step(x, h, c, params)
@@ -695,6 +699,7 @@ def lstm_forward(xs: np.ndarray, h0: np.ndarray | None, c0: np.ndarray | None,
     hs, cs : ndarray, shape (T, B, H)
         Hidden and cell states after every step.
     cache : dict
+        ``{"kind": "lstm", "steps": [...]}``, one ``lstm_step`` cache per step.
     """
     batch, hidden_size, dtype = _check_sequence_inputs("lstm", xs, params)
     h = _check_state("h0", h0, batch, hidden_size, dtype)
@@ -771,6 +776,8 @@ def gru_step(x: np.ndarray, h: np.ndarray, params: Params) -> tuple[np.ndarray, 
     -------
     h_next : ndarray, shape (B, H)
     cache : dict
+        ``x``, ``h``, the gates ``r``, ``z``, ``n``, ``ah_n`` (W_hn h_{t-1} + b_hn),
+        ``h_next``, ``params`` and ``kind`` = ``"gru_step"``.
     """
     _check_step_inputs("gru", x, {"h": h}, params)
     return _gru_step(x, h, params)
@@ -859,6 +866,7 @@ def gru_forward(xs: np.ndarray, h0: np.ndarray | None,
     -------
     hs : ndarray, shape (T, B, H)
     cache : dict
+        ``{"kind": "gru", "steps": [...]}``, one ``gru_step`` cache per step.
     """
     batch, hidden_size, dtype = _check_sequence_inputs("gru", xs, params)
     h = _check_state("h0", h0, batch, hidden_size, dtype)
