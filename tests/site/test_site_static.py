@@ -1,0 +1,222 @@
+"""The built website as files and HTTP responses: no browser needed.
+
+Launch and download buttons, links, self-containment, leaks and page weight.
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.error
+import urllib.request
+from collections import deque
+from pathlib import Path
+from urllib.parse import unquote, urldefrag, urljoin, urlsplit
+
+import nbformat
+from site_support import (
+    BOOK_DIR,
+    Page,
+    book_config,
+    is_local,
+    page_weight,
+    parse_html,
+    toc_pages,
+)
+
+MAX_CHAPTER_TRANSFER_BYTES = 3_000_000
+COLAB = "https://colab.research.google.com"
+# Attributes through which a page loads something while it opens.
+LOADING_ATTRIBUTES = {
+    "script": "src",
+    "img": "src",
+    "iframe": "src",
+    "source": "src",
+    "audio": "src",
+    "video": "src",
+    "embed": "src",
+    "object": "data",
+    "link": "href",
+}
+# <link> relations that only name another page and fetch nothing.
+NAMING_LINK_RELS = {"canonical", "alternate", "author", "license", "help", "index", "search"}
+NAMING_LINK_RELS |= {"next", "prev", "previous", "up", "me", "bookmark"}
+
+
+def site_pages(site_dir: Path) -> list[Path]:
+    """Every HTML page of the site (the theme's template fragments in _static excluded)."""
+    pages = site_dir.rglob("*.html")
+    return sorted(path for path in pages if "_static" not in path.relative_to(site_dir).parts)
+
+
+def repository_url() -> str:
+    return book_config()["repository"]["url"].rstrip("/").removesuffix(".git")
+
+
+def expected_colab_url(page: Page) -> str:
+    """The Colab link for a notebook: repository, branch and path from _config.yml."""
+    repository = book_config()["repository"]
+    owner_and_name = urlsplit(repository_url()).path.strip("/")
+    path_to_book = (repository.get("path_to_book") or "").strip("/")
+    notebook = f"{path_to_book}/{page.docname}.ipynb" if path_to_book else f"{page.docname}.ipynb"
+    return f"{COLAB}/github/{owner_and_name}/blob/{repository['branch']}/{notebook}"
+
+
+def fetch(url: str) -> tuple[int, bytes]:
+    """GET ``url``; returns the status and body (an HTTP error status is returned, not raised)."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, b""
+
+
+def test_the_site_is_built(site_dir: Path) -> None:
+    assert (site_dir / "search.html").is_file(), "the build has no search page"
+    assert toc_pages(), f"{BOOK_DIR / '_toc.yml'} lists no page"
+
+
+def test_page_is_built(page: Page, built_page: Path) -> None:
+    assert page.source is not None, f"{page.docname} is in _toc.yml but has no source file"
+    assert built_page.stat().st_size > 0
+
+
+def test_repository_button_links_to_the_repository(page: Page, built_page: Path) -> None:
+    buttons = parse_html(built_page).find("a", class_="btn-source-repository-button")
+    assert buttons, f"{page.docname}: no repository button"
+    assert [tag.attrs["href"] for tag in buttons] == [repository_url()] * len(buttons)
+
+
+def test_notebook_has_a_colab_launch_link(notebook: Page, site_dir: Path) -> None:
+    hrefs = [
+        tag.attrs.get("href", "") for tag in parse_html(site_dir / notebook.html_path).find("a")
+    ]
+    colab = [href for href in hrefs if href.startswith(COLAB)]
+    assert colab == [expected_colab_url(notebook)], (
+        f"{notebook.docname}: expected one Colab link {expected_colab_url(notebook)}, found {colab}"
+    )
+
+
+def test_notebook_page_offers_its_ipynb(notebook: Page, site_dir: Path, server: str) -> None:
+    page_file = site_dir / notebook.html_path
+    buttons = parse_html(page_file).find("a", class_="btn-download-source-button")
+    hrefs = [tag.attrs["href"] for tag in buttons]
+    assert len(hrefs) == 1 and hrefs[0].endswith(".ipynb"), (
+        f"{notebook.docname}: expected one .ipynb download button, found {hrefs}"
+    )
+    status, body = fetch(urljoin(urljoin(server, notebook.html_path), hrefs[0]))
+    assert status == 200, f"{notebook.docname}: the download {hrefs[0]} answers HTTP {status}"
+    downloaded = nbformat.reads(body.decode("utf-8"), as_version=4)
+    nbformat.validate(downloaded)
+    source = nbformat.read(notebook.source, as_version=4)
+    assert [cell.source for cell in downloaded.cells] == [cell.source for cell in source.cells], (
+        f"{notebook.docname}: the downloaded notebook differs from {notebook.source}"
+    )
+
+
+def test_no_widget_placeholders_in_the_html(page: Page, built_page: Path) -> None:
+    parsed = parse_html(built_page)
+    views = parsed.find("script", type="application/vnd.jupyter.widget-view+json")
+    assert not views, (
+        f"{page.docname} has {len(views)} ipywidgets output(s) that render as nothing on the "
+        "website: tag the widget cell `remove-cell` and show its static counterpart"
+    )
+
+
+def test_pages_load_nothing_from_other_hosts(site_dir: Path) -> None:
+    """Every script, stylesheet, font and image comes from the site itself."""
+    foreign = []
+    for path in site_pages(site_dir):
+        for tag in parse_html(path).tags:
+            attribute = LOADING_ATTRIBUTES.get(tag.name)
+            url = tag.attrs.get(attribute, "") if attribute else ""
+            if tag.name == "link" and set(tag.attrs.get("rel", "").lower().split()) <= (
+                NAMING_LINK_RELS
+            ):
+                continue
+            if urlsplit(url).netloc or url.startswith("//"):
+                foreign.append(f"{path.relative_to(site_dir)}: <{tag.name} {attribute}={url}>")
+    assert not foreign, "pages load from other hosts:\n" + "\n".join(foreign)
+
+
+LEAKS = [
+    re.compile(pattern)
+    for pattern in (
+        r"/work/",
+        r"/root/",
+        r"/home/",
+        r"/tmp/",
+        r"/_build/",
+        r"\.venv/",
+        r"site-packages",
+        r"file://",
+        r"Traceback \(most recent call last\)",
+    )
+]
+
+
+def test_no_local_paths_or_tracebacks_are_published(site_dir: Path) -> None:
+    leaks = []
+    book_path = re.compile(re.escape(str(BOOK_DIR)))
+    for path in site_pages(site_dir):
+        html = path.read_text(encoding="utf-8")
+        for pattern in [*LEAKS, book_path]:
+            for match in pattern.finditer(html):
+                context = " ".join(html[max(0, match.start() - 40) : match.end() + 40].split())
+                leaks.append(f"{path.relative_to(site_dir)}: {context!r}")
+    assert not leaks, "local paths or tracebacks in published pages:\n" + "\n".join(leaks[:30])
+
+
+def _references(path: Path) -> list[str]:
+    """Every URL a page links to or loads."""
+    found = []
+    for tag in parse_html(path).tags:
+        for attribute in ("href", "src"):
+            if tag.attrs.get(attribute):
+                found.append(tag.attrs[attribute])
+    return found
+
+
+def test_internal_links_resolve(site_dir: Path, server: str) -> None:
+    """Crawl the site from the table of contents: every local link and asset answers 200,
+    and every #anchor into an HTML page names an element of that page."""
+    pending = deque(urljoin(server, page.html_path) for page in toc_pages())
+    checked: dict[str, int] = {}
+    broken, missing_anchors = [], []
+    while pending:
+        page_url = pending.popleft()
+        page_file = site_dir / unquote(urlsplit(page_url).path).lstrip("/")
+        for reference in _references(page_file):
+            if reference.startswith(("mailto:", "javascript:", "data:", "tel:")):
+                continue
+            url, fragment = urldefrag(urljoin(page_url, reference))
+            if not is_local(url, server):
+                continue
+            if url not in checked:
+                checked[url], _ = fetch(url)
+                if checked[url] == 200 and urlsplit(url).path.endswith(".html"):
+                    pending.append(url)
+            where = f"{page_file.relative_to(site_dir)} -> {reference}"
+            if checked[url] != 200:
+                broken.append(f"{where} (HTTP {checked[url]})")
+            elif fragment and urlsplit(url).path.endswith(".html"):
+                target = site_dir / unquote(urlsplit(url).path).lstrip("/")
+                if unquote(fragment) not in parse_html(target).ids:
+                    missing_anchors.append(where)
+    assert not broken, "broken links:\n" + "\n".join(sorted(set(broken)))
+    assert not missing_anchors, "links to missing anchors:\n" + "\n".join(
+        sorted(set(missing_anchors))
+    )
+
+
+def test_chapter_pages_transfer_under_3_mb(site_dir: Path) -> None:
+    weights = [page_weight.page_weight(site_dir, page.docname) for page in toc_pages()]
+    print("\n" + page_weight.format_table(weights))
+    heavy = [
+        weight
+        for weight in weights
+        if weight.docname.startswith("chapters/") and weight.transfer > MAX_CHAPTER_TRANSFER_BYTES
+    ]
+    assert not heavy, (
+        "chapter pages over 3 MB (make figures smaller, or show fewer):\n"
+        + page_weight.format_table(weights)
+    )
