@@ -1,0 +1,327 @@
+"""The student edition: no answer survives, every notebook still runs, the config points right.
+
+A small synthetic chapter (made here, with every kind of solution the convention knows)
+is turned into its student edition and executed top to bottom with nbclient; the real
+chapters get the same structural checks without being executed (each takes about a
+minute, and `make assignments` executes them all when it builds the student website).
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "scripts" / "make_assignments.py"
+CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
+RAISES = "raises-exception"
+
+spec = importlib.util.spec_from_file_location("make_assignments", SCRIPT)
+make_assignments = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(make_assignments)
+
+SECRETS = ("a_secret", "SECRET_WRITTEN", "SECRET_COLON", "SECRET_TAGGED", "SECRET_GATED",
+           "6 * 7")
+
+SETUP = '''import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet",
+         "throughtime @ git+https://github.com/through-time/through-time@main"],
+        check=True,
+    )
+
+import numpy as np'''
+
+STEP = '''def rnn_step(x, h, params):
+    """One tanh RNN step."""
+    # TASK: implement the tanh RNN step,
+    # h_next = tanh(W_ih x + b_ih + W_hh h + b_hh).
+    ### BEGIN SOLUTION
+    a_secret = x @ params["weight_ih"].T + params["bias_ih"] + h @ params["weight_hh"].T
+    h_next = np.tanh(a_secret + params["bias_hh"])
+    ### END SOLUTION
+    return h_next, None'''
+
+WRITTEN = '''````{exercise} The tanh RNN step
+:label: ex-demo-step
+
+Implement `rnn_step(x, h, params)` for the tanh RNN. The cell after it checks it.
+````
+
+````{solution} ex-demo-step
+:class: dropdown
+
+Multiply by the transposes:
+```python
+SECRET_WRITTEN = 1
+```
+````'''
+
+COLON = ''':::{exercise}
+:label: ex-demo-answer
+
+What is six times seven? Store it in `answer`.
+:::
+
+:::{solution} ex-demo-answer
+Forty-two, SECRET_COLON.
+:::'''
+
+GATE_START = '''```{exercise} A gated solution
+:label: ex-demo-gated
+
+Say something about gates.
+```
+
+```{solution-start} ex-demo-gated
+:class: dropdown
+```
+
+SECRET_GATED in words.'''
+
+
+def demo_chapter() -> nbformat.NotebookNode:
+    """A chapter with every kind of solution the convention knows, outputs included."""
+    cells = [
+        new_code_cell(SETUP, metadata={"tags": ["remove-cell"]}),
+        new_markdown_cell("# A demo chapter\n\nSome teaching first."),
+        new_markdown_cell(WRITTEN),
+        new_code_cell(STEP, execution_count=3,
+                      outputs=[new_output("stream", name="stdout", text="old output\n")]),
+        new_code_cell("from throughtime.checks import check_rnn_step\n\n"
+                      "check_rnn_step(rnn_step)"),
+        new_markdown_cell(COLON),
+        new_code_cell("### BEGIN SOLUTION\nanswer = 6 * 7\n### END SOLUTION"),
+        new_code_cell("assert answer == 42, 'SECRET_TAGGED'",
+                      metadata={"tags": ["remove-cell", "solution"]}),
+        new_code_cell("print('the chapter goes on', int(np.arange(4).sum()))"),
+        new_markdown_cell(GATE_START),
+        new_code_cell("gated = 'SECRET_GATED code'"),
+        new_markdown_cell("```{solution-end}\n```\n\nAfter the gate, the text stays."),
+        new_code_cell("later = answer + 1"),
+        new_code_cell("print('still running')"),
+    ]
+    notebook = new_notebook(cells=cells)
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                       "language": "python"}
+    return notebook
+
+
+def write_book(root: Path, notebook: nbformat.NotebookNode) -> Path:
+    """A copy of the book's configuration with one chapter: the demo chapter."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name in ("_config.yml", "references.bib"):
+        shutil.copy2(ROOT / name, root / name)
+    if (ROOT / "_static").is_dir():
+        shutil.copytree(ROOT / "_static", root / "_static")
+    (root / "intro.md").write_text("# Demo book\n\nA book with one chapter.\n")
+    (root / "chapters").mkdir()
+    nbformat.write(notebook, root / "chapters" / "01_demo.ipynb")
+    other = new_notebook(cells=[new_markdown_cell("# Another chapter")])
+    nbformat.write(other, root / "chapters" / "02_other.ipynb")
+    toc = {"format": "jb-book", "root": "intro", "parts": [
+        {"caption": "Chapters", "numbered": True,
+         "chapters": [{"file": "chapters/01_demo"}, {"file": "chapters/02_other"}]}]}
+    (root / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
+    return root
+
+
+@pytest.fixture(scope="module")
+def edition(tmp_path_factory):
+    """The demo book, and its student edition on the branch ``student``."""
+    book = write_book(tmp_path_factory.mktemp("book"), demo_chapter())
+    out = tmp_path_factory.mktemp("student")
+    report = make_assignments.make_student_edition(book, out, branch="student",
+                                                   chapters=["01"])
+    student = nbformat.read(out / "chapters" / "01_demo.ipynb", as_version=4)
+    instructor = nbformat.read(book / "chapters" / "01_demo.ipynb", as_version=4)
+    return book, out, report, instructor, student
+
+
+def _tags(cell) -> list[str]:
+    return cell.metadata.get("tags", [])
+
+
+def _code(notebook, fragment: str):
+    return next(c for c in notebook.cells if c.cell_type == "code" and fragment in c.source)
+
+
+def test_no_solution_survives(edition):
+    _, _, report, instructor, student = edition
+    text = "\n".join(cell.source for cell in student.cells)
+    for secret in SECRETS:
+        assert secret in "\n".join(cell.source for cell in instructor.cells), secret
+        assert secret not in text, f"{secret!r} survived in the student edition"
+    assert make_assignments.surviving_solution_lines(instructor, student) == []
+    assert make_assignments.remaining_solution_blocks(student) == []
+    assert "{solution" not in text and "BEGIN SOLUTION" not in text
+    assert report["01_demo.ipynb"]["stubbed"] == 2
+    assert report["01_demo.ipynb"]["written"] == 3 and report["01_demo.ipynb"]["cells"] == 2
+
+
+def test_exercises_stay_and_stubs_restate_the_task(edition):
+    student = edition[4]
+    text = "\n".join(cell.source for cell in student.cells)
+    for kept in ("What is six times seven?", "{exercise} The tanh RNN step",
+                 "Say something about gates.", "After the gate, the text stays."):
+        assert kept in text
+    step = _code(student, "def rnn_step")
+    assert ("raise NotImplementedError('implement the tanh RNN step, "
+            "h_next = tanh(W_ih x + b_ih + W_hh h + b_hh).')") in step.source
+    assert "    # YOUR CODE HERE" in step.source  # indented like the markers
+    top = _code(student, "YOUR CODE HERE\nraise")
+    assert "What is six times seven?" in top.source  # no TASK comment: the exercise's text
+    ast.parse(step.source)
+    ast.parse(top.source)
+
+
+def test_cells_that_must_raise_are_tagged_and_no_others(edition):
+    student = edition[4]
+    for fragment in ("def rnn_step", "check_rnn_step(rnn_step)", "YOUR CODE HERE\nraise",
+                     "later = answer + 1"):
+        assert RAISES in _tags(_code(student, fragment)), fragment
+    for fragment in ("the chapter goes on", "still running", "google.colab"):
+        assert RAISES not in _tags(_code(student, fragment)), fragment
+    assert not any("SECRET_TAGGED" in cell.source for cell in student.cells)
+
+
+def test_outputs_are_cleared(edition):
+    for cell in edition[4].cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None
+
+
+def test_student_branch_for_installs_and_launch_buttons(edition):
+    _, out, _, _, student = edition
+    config = yaml.safe_load((out / "_config.yml").read_text())
+    assert config["repository"]["branch"] == "student"
+    assert config["repository"]["url"] == "https://github.com/through-time/through-time"
+    assert config["sphinx"]["config"]["hide_solutions"] is True
+    setup = student.cells[0].source
+    assert "git+https://github.com/through-time/through-time@student" in setup
+    assert "@main" not in setup
+
+
+def test_chapter_selection_prunes_the_toc(edition):
+    _, out, report, _, _ = edition
+    assert list(report) == ["01_demo.ipynb"]
+    assert not (out / "chapters" / "02_other.ipynb").exists()
+    files = make_assignments.toc_chapters(yaml.safe_load((out / "_toc.yml").read_text()))
+    assert files == ["chapters/01_demo"]
+
+
+def _execute(notebook: nbformat.NotebookNode, path: Path) -> nbformat.NotebookNode:
+    from nbclient import NotebookClient
+
+    os.environ.setdefault("JUPYTER_PREFER_ENV_PATH", "1")
+    NotebookClient(notebook, kernel_name="python3", timeout=120,
+                   resources={"metadata": {"path": str(path)}}).execute()
+    return notebook
+
+
+def _errors(cell) -> list[tuple[str, str]]:
+    return [(o.ename, o.evalue) for o in cell.outputs if o.output_type == "error"]
+
+
+def _stdout(cell) -> str:
+    return "".join(o.text for o in cell.outputs if o.output_type == "stream")
+
+
+def test_student_notebook_runs_top_to_bottom(edition):
+    _, out, _, _, student = edition
+    ran = _execute(student, out / "chapters")
+    step_errors = _errors(_code(ran, "check_rnn_step(rnn_step)"))
+    assert step_errors and step_errors[0][0] == "CheckFailed"
+    assert "not implemented yet" in step_errors[0][1]
+    assert "implement the tanh RNN step" in step_errors[0][1]
+    assert _errors(_code(ran, "YOUR CODE HERE\nraise"))[0][0] == "NotImplementedError"
+    assert _errors(_code(ran, "later = answer + 1"))[0][0] == "NameError"
+    assert _stdout(_code(ran, "the chapter goes on")) == "the chapter goes on 6\n"
+    assert _stdout(_code(ran, "still running")) == "still running\n"
+
+
+def test_instructor_notebook_passes_its_check(edition):
+    book, _, _, instructor, _ = edition
+    ran = _execute(nbformat.from_dict(instructor), book / "chapters")
+    assert _stdout(_code(ran, "check_rnn_step(rnn_step)")).startswith(
+        "check_rnn_step: h_next matches the reference on 3 hidden cases")
+
+
+def test_task_sources():
+    assert make_assignments.comment_task(
+        "x = 1\n    # TASK: do it\n    # carefully\n    ### BEGIN SOLUTION\n") == \
+        "do it carefully"
+    assert make_assignments.comment_task("# not a task\n### BEGIN SOLUTION\n") is None
+    body = ":label: ex\n\nImplement the step:\n$$ a $$\n\nMore text."
+    assert make_assignments.exercise_task("", body) == "Implement the step."
+    assert make_assignments.exercise_task("A title", ":label: ex\n\n$$ a $$\n") == "A title"
+
+
+def test_unterminated_solution_is_reported(tmp_path):
+    notebook = demo_chapter()
+    notebook.cells[3].source = notebook.cells[3].source.replace("### END SOLUTION", "")
+    book = write_book(tmp_path / "book", notebook)
+    with pytest.raises(SystemExit, match="01_demo.ipynb: cell 3: no end solution"):
+        make_assignments.make_student_edition(book, tmp_path / "out", chapters=["01"])
+
+
+def test_command_line_on_a_git_checkout(tmp_path):
+    book = write_book(tmp_path / "book", demo_chapter())
+    (book / "notes.tmp").write_text("ignored by git\n")
+    (book / ".gitignore").write_text("*.tmp\n_student/\n")
+    subprocess.run(["git", "init", "-q", str(book)], check=True)
+    subprocess.run(["git", "-C", str(book), "add", "."], check=True)
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--root", str(book), "--out", str(book / "_student"),
+         "--branch", "course-2026", "--repo", "my-school/rnn-course"],
+        capture_output=True, text=True, check=True)
+    assert ("01_demo.ipynb: 2 code exercise(s) stubbed, 3 written solution(s) and 2 solution "
+            "cell(s) removed, cells [3, 4, 6, 10] tagged raises-exception") in result.stdout
+    assert "https://github.com/my-school/rnn-course at branch course-2026" in result.stdout
+    out = book / "_student"
+    assert (out / "chapters" / "02_other.ipynb").exists()
+    assert not (out / "notes.tmp").exists() and not (out / "_student").exists()
+    setup = nbformat.read(out / "chapters" / "01_demo.ipynb", as_version=4).cells[0].source
+    assert "git+https://github.com/my-school/rnn-course@course-2026" in setup
+
+
+# --------------------------------------------------------------------------------------
+# The real chapters: structure only (executing them all would take minutes)
+# --------------------------------------------------------------------------------------
+
+EXERCISE_CHAPTERS = [p for p in CHAPTERS if make_assignments.BEGIN in p.read_text()]
+
+
+@pytest.mark.skipif(not EXERCISE_CHAPTERS, reason="no chapter has code exercises yet")
+@pytest.mark.parametrize("path", EXERCISE_CHAPTERS, ids=lambda p: p.name)
+def test_real_chapter_student_edition(path):
+    instructor = nbformat.read(path, as_version=4)
+    student, resources = make_assignments.student_notebook(
+        instructor, "git+https://github.com/through-time/through-time@student")
+    assert make_assignments.surviving_solution_lines(instructor, student) == []
+    assert make_assignments.remaining_solution_blocks(student) == []
+    assert resources["stubbed"], f"{path.name}: no code exercise was stubbed"
+    stubbed = set(resources["stubbed"])
+    for cell in student.cells:
+        if cell.cell_type != "code":
+            continue
+        assert cell.outputs == [] and cell.execution_count is None
+        if cell.id in stubbed:
+            assert RAISES in _tags(cell) and "raise NotImplementedError(" in cell.source
+            ast.parse(cell.source)
+        if "throughtime.checks" in cell.source:
+            assert RAISES in _tags(cell), f"{path.name}: check cell not tagged:\n{cell.source}"
