@@ -81,6 +81,16 @@ What is six times seven? Store it in `answer`.
 Forty-two, SECRET_COLON.
 :::'''
 
+CRASH = """from throughtime import checks
+
+def crashing_step(x, h, params):
+    return x @ params["weight_hh"], None
+
+try:
+    checks.check_rnn_step(crashing_step)
+except AssertionError as failure:
+    print(failure)"""
+
 GATE_START = '''```{exercise} A gated solution
 :label: ex-demo-gated
 
@@ -109,6 +119,7 @@ def demo_chapter() -> nbformat.NotebookNode:
         new_code_cell("assert answer == 42, 'SECRET_TAGGED'",
                       metadata={"tags": ["remove-cell", "solution"]}),
         new_code_cell("print('the chapter goes on', int(np.arange(4).sum()))"),
+        new_code_cell(CRASH),
         new_markdown_cell(GATE_START),
         new_code_cell("gated = 'SECRET_GATED code'"),
         new_markdown_cell("```{solution-end}\n```\n\nAfter the gate, the text stays."),
@@ -194,7 +205,7 @@ def test_cells_that_must_raise_are_tagged_and_no_others(edition):
     for fragment in ("def rnn_step", "check_rnn_step(rnn_step)", "YOUR CODE HERE\nraise",
                      "later = answer + 1"):
         assert RAISES in _tags(_code(student, fragment)), fragment
-    for fragment in ("the chapter goes on", "still running", "google.colab"):
+    for fragment in ("the chapter goes on", "still running", "google.colab", "crashing_step"):
         assert RAISES not in _tags(_code(student, fragment)), fragment
     assert not any("SECRET_TAGGED" in cell.source for cell in student.cells)
 
@@ -252,6 +263,10 @@ def test_student_notebook_runs_top_to_bottom(edition):
     assert _errors(_code(ran, "later = answer + 1"))[0][0] == "NameError"
     assert _stdout(_code(ran, "the chapter goes on")) == "the chapter goes on 6\n"
     assert _stdout(_code(ran, "still running")) == "still running\n"
+    crash = _stdout(_code(ran, "def crashing_step"))
+    assert "your rnn_step raised ValueError" in crash
+    assert ('at line 4 of your notebook cell, in crashing_step: return x @ params["weight_hh"]'
+            in crash), crash
 
 
 def test_instructor_notebook_passes_its_check(edition):
@@ -290,7 +305,7 @@ def test_command_line_on_a_git_checkout(tmp_path):
          "--branch", "course-2026", "--repo", "my-school/rnn-course"],
         capture_output=True, text=True, check=True)
     assert ("01_demo.ipynb: 2 code exercise(s) stubbed, 3 written solution(s) and 2 solution "
-            "cell(s) removed, cells [3, 4, 6, 10] tagged raises-exception") in result.stdout
+            "cell(s) removed, cells [3, 4, 6, 11] tagged raises-exception") in result.stdout
     assert "https://github.com/my-school/rnn-course at branch course-2026" in result.stdout
     out = book / "_student"
     assert (out / "chapters" / "02_other.ipynb").exists()
@@ -325,3 +340,16 @@ def test_real_chapter_student_edition(path):
             ast.parse(cell.source)
         if "throughtime.checks" in cell.source:
             assert RAISES in _tags(cell), f"{path.name}: check cell not tagged:\n{cell.source}"
+
+
+def test_student_website_builds_without_warnings(edition, tmp_path):
+    """The student site: warnings are errors, no answer on any page, links to the branch."""
+    _, out, _, _, _ = edition
+    html = tmp_path / "html"
+    make_assignments.build_website(out, html)
+    page = (html / "chapters" / "01_demo.html").read_text()
+    pages = "\n".join(p.read_text() for p in html.rglob("*.html"))
+    for secret in SECRETS:
+        assert secret not in pages, f"{secret!r} is on the student website"
+    assert "blob/student/chapters/01_demo.ipynb" in page  # the launch buttons
+    assert "What is six times seven?" in page and "not implemented yet" in page

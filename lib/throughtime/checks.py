@@ -121,7 +121,7 @@ def _public(check: Callable) -> Callable:
     """Re-raise a failure from the check's own frame, without the checker's internals."""
 
     @functools.wraps(check)
-    def run(*args: Any, **kwargs: Any) -> None:
+    def run_check(*args: Any, **kwargs: Any) -> None:
         try:
             check(*args, **kwargs)
         except CheckFailed as failure:
@@ -130,7 +130,7 @@ def _public(check: Callable) -> Callable:
             return None
         raise CheckFailed(message) from None
 
-    return run
+    return run_check
 
 
 def _require_callable(check: str, fn: Any, role: str) -> None:
