@@ -353,3 +353,14 @@ def test_student_website_builds_without_warnings(edition, tmp_path):
         assert secret not in pages, f"{secret!r} is on the student website"
     assert "blob/student/chapters/01_demo.ipynb" in page  # the launch buttons
     assert "What is six times seven?" in page and "not implemented yet" in page
+
+
+def test_the_instructors_page_shows_what_the_generator_does():
+    """The before/after example on instructors.md is the generator's real output."""
+    import re
+
+    page = (ROOT / "instructors.md").read_text()
+    instructor, student = re.findall(r"```python\n(.*?)```", page, re.S)[:2]
+    notebook = new_notebook(cells=[new_code_cell(instructor.rstrip("\n"))])
+    converted, _ = make_assignments.student_notebook(notebook)
+    assert converted.cells[0].source == student.rstrip("\n")

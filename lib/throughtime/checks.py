@@ -15,8 +15,8 @@ Backward passes are also compared with centred finite differences of the forward
   shape or dtype, or raises (``NotImplementedError`` from an unfinished stub included), the
   message says so and points at the last line of the student's own code that ran.
 
-The relative error is ``gradients.rel_error``: the largest elementwise
-\\|a - b\\| / max(\\|a\\| + \\|b\\|, 1e-8).
+The relative error is ``gradients.rel_error``, the largest elementwise
+``abs(a - b) / max(abs(a) + abs(b), 1e-8)``.
 
 What the student's functions receive
 ------------------------------------
@@ -1328,9 +1328,10 @@ def _mase_mistakes(y_true, y_pred, y_train, season):
 def check_mase(mase: Callable) -> None:
     """Check ``mase(y_true, y_pred, y_train, season) -> float`` (Hyndman and Koehler 2006).
 
-    MASE = mean |y_true - y_pred| / Q, with Q = mean over t >= m of |y_t - y_{t-m}| on the
-    training series ``y_train`` (the in-sample seasonal naive error, m = ``season``). The
-    arrays are 1-D float64; the reference is ``timeseries.mase``.
+    MASE = ``mean(abs(y_true - y_pred)) / Q``, where Q is the mean over t >= m of
+    ``abs(y_train[t] - y_train[t - m])``: the in-sample error of the seasonal naive forecast
+    on the training series (m = ``season``). The arrays are 1-D float64; the reference is
+    ``timeseries.mase``.
 
     Raises
     ------
