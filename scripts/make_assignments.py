@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import ast
 import copy
+import functools
 import importlib.util
 import re
 import shutil
@@ -81,6 +82,7 @@ retarget = _load_retarget()
 # --------------------------------------------------------------------------------------
 
 
+@functools.cache
 def _markdown_parser():
     from markdown_it.renderer import RendererHTML
     from myst_parser.config.main import MdParserConfig
@@ -90,14 +92,9 @@ def _markdown_parser():
     return create_md_parser(config, RendererHTML)
 
 
-_PARSER = None
-
-
 def directives(text: str) -> Iterator[tuple[str, str, str, int, int]]:
     """Top-level MyST directives in ``text``: (name, argument, body, first line, end line)."""
-    global _PARSER
-    _PARSER = _PARSER or _markdown_parser()
-    for token in _PARSER.parse(text):
+    for token in _markdown_parser().parse(text):
         match = re.match(r"\{([\w-]+)\}\s*(.*)", token.info.strip())
         if token.type in ("fence", "colon_fence") and token.level == 0 and match and token.map:
             yield match[1], match[2].strip(), token.content, token.map[0], token.map[1]
@@ -108,9 +105,10 @@ def exercise_task(argument: str, body: str) -> str | None:
     lines = body.splitlines()
     while lines and (not lines[0].strip() or re.match(r"\s*:[\w-]+:", lines[0])):
         lines.pop(0)
-    paragraph = " ".join(line.strip() for line in
-                         (lines[:lines.index("")] if "" in lines else lines))
-    sentence = re.split(r"(?<=[.!?:])\s", paragraph, maxsplit=1)[0].strip()
+    end = next((i for i, line in enumerate(lines)
+                if not line.strip() or line.lstrip().startswith(("$$", "```", ":::"))), len(lines))
+    paragraph = " ".join(line.strip() for line in lines[:end])
+    sentence = re.split(r"(?<=[.!?])\s+(?=[A-Z`$(])", paragraph, maxsplit=1)[0].strip()
     sentence = re.sub(r":$", ".", sentence)
     if sentence and not sentence.startswith(("$", "```", ":::")):
         return sentence
@@ -486,6 +484,9 @@ def make_student_edition(root: Path, out: Path, *, repo: str | None = None,
         dropped = {f"chapters/{nb.stem}" for nb in notebooks if nb not in chosen}
         toc = prune_toc(yaml.safe_load(toc_path.read_text()), dropped)
         (out / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
+        listed = set(toc_chapters(toc))
+        for path in chosen:
+            report[path.name]["in_toc"] = f"chapters/{path.stem}" in listed
     return report
 
 
@@ -517,6 +518,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: {done['stubbed']} code exercise(s) stubbed, {done['written']} written "
               f"solution(s) and {done['cells']} solution cell(s) removed, cells "
               f"{done['tagged']} tagged {RAISES}")
+        if not done.get("in_toc", True):
+            print(f"warning: {name} is not in _toc.yml, so the student website leaves it out",
+                  file=sys.stderr)
     config = yaml.safe_load((args.out / "_config.yml").read_text())["repository"]
     print(f"Student edition in {args.out}: launch buttons and Colab installs use "
           f"{config['url']} at branch {config['branch']}.")
