@@ -1,0 +1,223 @@
+"""Training-step benchmark: the book's recurrent layers against ``torch.nn``.
+
+One training step is forward + backward of a fixed random linear loss on every output,
+sum(output * weights), with T = 100, B = 64, I = 8, H = 128 in float32, after the
+gradients are reset. Each row is compared with its ``torch.nn`` counterpart measured in
+the same run: the rows are timed in turn, round after round, so that a busy machine slows
+every row alike, and the table reports medians over the rounds.
+
+Rows: ``torch.nn.LSTM``/``GRU``/``RNN``; ``throughtime.torch_cells`` layers with their fast
+path (hand-derived BPTT in an autograd Function) and with the plain autograd loop; and
+``numpy_cells.lstm_forward`` + ``lstm_backward`` (float32), compared with ``torch.nn.LSTM``.
+
+Peak memory, measured in a separate, untimed step for each row:
+- torch on CPU: the highest level of memory held by torch's CPU allocator during the
+  step, above the level at its start, summed from ``torch.profiler`` memory events
+  (allocations counted at the start of the operation that made them, frees at its end);
+- torch on CUDA: ``torch.cuda.max_memory_allocated`` above the level at the start;
+- numpy: the peak of ``tracemalloc`` (numpy reports its buffers to it) above the start.
+
+Usage (``make bench`` runs the first line)::
+
+    python bench/bench_cells.py
+    python bench/bench_cells.py --quick          # fewer rounds, a smoke test
+    python bench/bench_cells.py --device cuda    # the torch rows on the GPU
+
+The table is printed and written as JSON to ``bench/results/`` (git-ignored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import statistics
+import time
+import tracemalloc
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.profiler import ProfilerActivity, profile
+
+from throughtime import torch_cells
+
+STEPS, BATCH, INPUT_SIZE, HIDDEN_SIZE = 100, 64, 8, 128
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+@dataclass
+class Row:
+    """One benchmarked implementation: how to run one training step, and its baseline."""
+
+    name: str
+    baseline: str  # the name of the torch.nn row it is compared with
+    kind: str  # "torch" or "numpy", for the memory measurement
+    step: Callable[[], None]
+    times: list[float]
+    peak_bytes: int | None = None
+
+
+def torch_step(module: nn.Module, x: torch.Tensor, weights: torch.Tensor) -> Callable[[], None]:
+    """A training step of ``module``: forward, the linear loss, backward."""
+    def step() -> None:
+        module.zero_grad(set_to_none=True)
+        output = module(x)[0]
+        (output * weights).sum().backward()
+    return step
+
+
+def numpy_lstm_step(reference: nn.LSTM, x: torch.Tensor,
+                    weights: torch.Tensor) -> Callable[[], None] | None:
+    """The numpy LSTM's training step on the same weights, or None without numpy_cells."""
+    try:
+        from throughtime import numpy_cells
+    except ImportError as error:
+        print(f"numpy_cells row skipped: throughtime.numpy_cells cannot be imported ({error})")
+        return None
+    params = numpy_cells.params_from_torch(reference)  # float32 arrays
+    xs = x.cpu().numpy()
+    dhs = weights.cpu().numpy()  # d loss / d h_t for the linear loss
+
+    def step() -> None:
+        hs, _, cache = numpy_cells.lstm_forward(xs, None, None, params)
+        numpy_cells.lstm_backward(dhs, cache)
+    return step
+
+
+def build_rows(device: torch.device) -> list[Row]:
+    torch.manual_seed(0)
+    x = torch.randn(STEPS, BATCH, INPUT_SIZE, device=device)
+    weights = torch.randn(STEPS, BATCH, HIDDEN_SIZE, device=device)
+    rows = []
+    for name in ("LSTM", "GRU", "RNN"):
+        reference = getattr(nn, name)(INPUT_SIZE, HIDDEN_SIZE, device=device)
+        baseline = f"torch.nn.{name}"
+        rows.append(Row(baseline, baseline, "torch", torch_step(reference, x, weights), []))
+        for implementation in ("fast", "autograd"):
+            ours = getattr(torch_cells, name)(INPUT_SIZE, HIDDEN_SIZE, device=device,
+                                              implementation=implementation)
+            ours.load_state_dict(reference.state_dict())
+            rows.append(Row(f"torch_cells.{name} ({implementation})", baseline, "torch",
+                            torch_step(ours, x, weights), []))
+        if name == "LSTM":
+            step = numpy_lstm_step(reference, x, weights)
+            if step is not None:
+                rows.append(Row("numpy_cells LSTM (float32)", baseline, "numpy", step, []))
+    return rows
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def peak_memory(row: Row, device: torch.device) -> int:
+    """Peak bytes allocated during one step of ``row``, above the level at its start."""
+    if row.kind == "numpy":
+        tracemalloc.start()
+        start, _ = tracemalloc.get_traced_memory()
+        row.step()
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        return peak - start
+    if device.type == "cuda":
+        synchronize(device)
+        start = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        row.step()
+        synchronize(device)
+        return torch.cuda.max_memory_allocated(device) - start
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as profiler:
+        row.step()
+    changes = []
+    for event in profiler.events():
+        size = (event.cpu_memory_usage if event.name == "[memory]"
+                else event.self_cpu_memory_usage)
+        if size > 0:
+            changes.append((event.time_range.start, size))
+        elif size < 0:
+            changes.append((event.time_range.end, size))
+    level = peak = 0
+    for _, size in sorted(changes):
+        level += size
+        peak = max(peak, level)
+    return peak
+
+
+def measure(rows: list[Row], device: torch.device, warmup: int, rounds: int) -> None:
+    for row in rows:
+        for _ in range(warmup):
+            row.step()
+    for _ in range(rounds):
+        for row in rows:  # interleaved: a busy machine slows every row alike
+            synchronize(device)
+            start = time.perf_counter()
+            row.step()
+            synchronize(device)
+            row.times.append(time.perf_counter() - start)
+    for row in rows:
+        row.peak_bytes = peak_memory(row, device)
+
+
+def table(rows: list[Row]) -> tuple[str, list[dict]]:
+    medians = {row.name: statistics.median(row.times) for row in rows}
+    records, lines = [], []
+    header = (f"{'implementation':34s} {'median ms':>10s} {'min ms':>8s} {'ratio':>6s} "
+              f"{'peak MiB':>9s}")
+    lines += [header, "-" * len(header)]
+    for row in rows:
+        median = medians[row.name]
+        ratio = median / medians[row.baseline]
+        peak = row.peak_bytes / 2**20 if row.peak_bytes is not None else float("nan")
+        lines.append(f"{row.name:34s} {median * 1e3:10.1f} {min(row.times) * 1e3:8.1f} "
+                     f"{ratio:6.2f} {peak:9.1f}")
+        records.append({"name": row.name, "baseline": row.baseline,
+                        "median_ms": median * 1e3, "min_ms": min(row.times) * 1e3,
+                        "ratio_to_baseline": ratio, "peak_mib": peak,
+                        "times_ms": [t * 1e3 for t in row.times]})
+    return "\n".join(lines), records
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="3 rounds: a smoke test")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    parser.add_argument("--rounds", type=int, default=None, help="timed rounds (default 15)")
+    args = parser.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: torch.cuda.is_available() is False")
+    device = torch.device(args.device)
+    torch.set_num_threads(args.threads)
+    rounds = args.rounds or (3 if args.quick else 15)
+    warmup = 1 if args.quick else 3
+
+    rows = build_rows(device)
+    measure(rows, device, warmup, rounds)
+    text, records = table(rows)
+    settings = (f"T={STEPS} B={BATCH} I={INPUT_SIZE} H={HIDDEN_SIZE} float32, device={device}, "
+                f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, "
+                f"{rounds} rounds after {warmup} warm-up; ratio = median / median of the "
+                "torch.nn row")
+    print(settings)
+    print(text)
+    memory_note = ("peak memory: torch.profiler CPU allocator events" if device.type == "cpu"
+                   else "peak memory: torch.cuda.max_memory_allocated")
+    print(f"{memory_note}; numpy: tracemalloc")
+    result = {"settings": settings, "memory": memory_note, "rows": records,
+              "machine": platform.platform(), "processor": platform.processor(),
+              "date": datetime.datetime.now(datetime.timezone.utc).isoformat()}
+    RESULTS.mkdir(exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = RESULTS / f"bench_cells-{device.type}-{stamp}.json"
+    path.write_text(json.dumps(result, indent=2))
+    print(f"written to {path}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
