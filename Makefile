@@ -73,10 +73,10 @@ distclean: clean
 	rm -rf $(VENV)
 
 ## make assignments [STUDENT_BRANCH=student] [STUDENT_REPO=org/name] [CHAPTERS="01 02"]:
-## the student edition (answers stubbed or removed) in _student/, its website in _build/student/html
+## the student edition (answers stubbed or removed) in _build/student/book, its website in _build/student/html
 .PHONY: assignments
 assignments: $(STAMP)
-	$(BIN)/python scripts/make_assignments.py --out _student --html _build/student/html \
+	$(BIN)/python scripts/make_assignments.py --out _build/student/book --html _build/student/html \
 		$(if $(STUDENT_BRANCH),--branch $(STUDENT_BRANCH)) \
 		$(if $(STUDENT_REPO),--repo $(STUDENT_REPO)) \
 		$(if $(CHAPTERS),--chapters $(CHAPTERS))

@@ -1,7 +1,8 @@
 """Make the student edition of the book: exercises without their answers.
 
-    python scripts/make_assignments.py [--out _student] [--branch BRANCH] [--repo ORG/NAME]
-                                       [--chapters 01 03 ...] [--html _build/student/html]
+    python scripts/make_assignments.py [--out _build/student/book] [--branch BRANCH]
+                                       [--repo ORG/NAME] [--chapters 01 03 ...]
+                                       [--html _build/student/html]
 
 The student edition is a copy of the repository (so that it can be pushed as a branch that
 Colab installs the library from) in which every chapter notebook has been through these
@@ -57,6 +58,9 @@ from nbformat.v4.nbbase import random_cell_id
 from traitlets import Unicode
 
 ROOT = Path(__file__).resolve().parents[1]
+# Under _build, which the book's own build excludes: a student tree elsewhere in the
+# repository would be read as part of the instructor edition.
+DEFAULT_OUT = ROOT / "_build" / "student" / "book"
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 RAISES = "raises-exception"
 SOLUTION_TAG = "solution"  # a cell that shows or checks an answer: left out for students
@@ -504,8 +508,8 @@ def build_website(out: Path, html: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=ROOT, help="the book (default: this one)")
-    parser.add_argument("--out", type=Path, default=ROOT / "_student",
-                        help="where the student edition goes (default: _student)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                        help="where the student edition goes (default: _build/student/book)")
     parser.add_argument("--repo", help="student repository ORG/NAME (default: _config.yml's)")
     parser.add_argument("--branch", help="student branch (default: _config.yml's)")
     parser.add_argument("--chapters", nargs="*", help="chapter names or number prefixes")

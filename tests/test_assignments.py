@@ -386,3 +386,10 @@ def test_nbval_lax_accepts_the_student_notebook(edition):
         capture_output=True, text=True, cwd=out, env={**os.environ, "JUPYTER_PREFER_ENV_PATH": "1"})
     assert result.returncode == 0, result.stdout[-3000:]
     assert f"{cells} passed" in result.stdout, result.stdout[-500:]
+
+
+def test_default_student_tree_is_outside_the_instructor_book():
+    """The book's own build must not read the student copy (its notebooks, its cache)."""
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    top = make_assignments.DEFAULT_OUT.relative_to(ROOT).parts[0]
+    assert top in config["exclude_patterns"], (top, config["exclude_patterns"])
