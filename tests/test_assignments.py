@@ -137,8 +137,9 @@ def write_book(root: Path, notebook: nbformat.NotebookNode) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     for name in ("_config.yml", "references.bib"):
         shutil.copy2(ROOT / name, root / name)
-    if (ROOT / "_static").is_dir():
-        shutil.copytree(ROOT / "_static", root / "_static")
+    for folder in ROOT.iterdir():  # _static, _templates, ...: what the configuration uses
+        if folder.is_dir() and folder.name.startswith("_") and folder.name != "_build":
+            shutil.copytree(folder, root / folder.name)
     (root / "intro.md").write_text("# Demo book\n\nA book with one chapter.\n")
     (root / "chapters").mkdir()
     nbformat.write(notebook, root / "chapters" / "01_demo.ipynb")
