@@ -105,16 +105,34 @@ def directives(text: str) -> Iterator[tuple[str, str, str, int, int]]:
 
 
 def exercise_task(argument: str, body: str) -> str | None:
-    """The task of an exercise: the first sentence of its text, else its title."""
+    """The task of an exercise: the first sentence of its text, else its title.
+
+    A display equation inside the sentence becomes "(see the equation in the exercise)";
+    the text stops at a code block or nested directive.
+    """
     lines = body.splitlines()
     while lines and (not lines[0].strip() or re.match(r"\s*:[\w-]+:", lines[0])):
         lines.pop(0)
-    end = next((i for i, line in enumerate(lines)
-                if not line.strip() or line.lstrip().startswith(("$$", "```", ":::"))), len(lines))
-    paragraph = " ".join(line.strip() for line in lines[:end])
+    words: list[str] = []
+    in_math = False
+    for line in (line.strip() for line in lines):
+        if line.startswith("$$"):
+            if not in_math and words and words[-1].endswith((".", "!", "?", ":")):
+                break
+            if not in_math:
+                words.append("(see the equation in the exercise)")
+            in_math = in_math if line.endswith("$$") and len(line) > 2 else not in_math
+        elif in_math:
+            continue
+        elif line.startswith(("```", ":::")) or (
+                not line and words and words[-1].endswith((".", "!", "?", ":"))):
+            break
+        elif line:
+            words.append(line)
+    paragraph = " ".join(words)
     sentence = re.split(r"(?<=[.!?])\s+(?=[A-Z`$(])", paragraph, maxsplit=1)[0].strip()
     sentence = re.sub(r":$", ".", sentence)
-    if sentence and not sentence.startswith(("$", "```", ":::")):
+    if sentence and not sentence.startswith("(see the equation"):
         return sentence
     return argument or None
 

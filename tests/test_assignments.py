@@ -285,6 +285,10 @@ def test_task_sources():
     body = ":label: ex\n\nImplement the step:\n$$ a $$\n\nMore text."
     assert make_assignments.exercise_task("", body) == "Implement the step."
     assert make_assignments.exercise_task("A title", ":label: ex\n\n$$ a $$\n") == "A title"
+    across = (":label: ex\n\nImplement MASE,\n\n$$\nm = 1\n$$\n\n"
+              "as `mase(a, b)` for arrays. Then use it.")
+    assert make_assignments.exercise_task("", across) == (
+        "Implement MASE, (see the equation in the exercise) as `mase(a, b)` for arrays.")
 
 
 def test_unterminated_solution_is_reported(tmp_path):
