@@ -338,6 +338,37 @@ def test_gradients_when_only_some_inputs_need_them():
     assert relative_error(actual[0], expected[0]) <= GRADIENT_TOLERANCE
 
 
+@pytest.mark.parametrize("kind", list(LAYERS))
+def test_backward_twice_with_retain_graph_gives_the_same_gradients(kind):
+    # The hand-written backward must not overwrite what the forward saved.
+    _, layer = make_layers(kind, 3, 4, seed=9)
+    x = torch.randn(6, 2, 3, dtype=DTYPE, requires_grad=True)
+    loss = layer(x)[0].pow(2).sum()
+    first = torch.autograd.grad(loss, [x, *layer.parameters()], retain_graph=True)
+    second = torch.autograd.grad(loss, [x, *layer.parameters()])
+    for a, b in zip(first, second, strict=True):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("kind", list(LAYERS))
+def test_fast_path_refuses_double_backward(kind):
+    _, layer = make_layers(kind, 3, 4, seed=9)
+    x = torch.randn(6, 2, 3, dtype=DTYPE, requires_grad=True)
+    (gradient,) = torch.autograd.grad(layer(x)[0].pow(2).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="differentiate twice"):
+        gradient.sum().backward()
+
+
+@pytest.mark.parametrize("kind", list(LAYERS))
+def test_modifying_the_output_in_place_is_caught(kind):
+    # As with torch.nn.LSTM: the output is saved for backward, so autograd must refuse.
+    _, layer = make_layers(kind, 3, 4, seed=9)
+    output = layer(torch.randn(6, 2, 3, dtype=DTYPE, requires_grad=True))[0]
+    output.mul_(2)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        output.sum().backward()
+
+
 # --------------------------------------------------------------------------------------
 # Cells equal torch.nn
 # --------------------------------------------------------------------------------------

@@ -13,15 +13,16 @@ The layers have two implementations of backpropagation through time (BPTT):
 
 ``implementation="autograd"``
     A Python loop over the step functions. Autograd records every small operation of
-    every step and replays the graph backwards. Clear, but slow: each of the thousands of
-    recorded operations costs Python and bookkeeping time.
+    every step and replays the graph backwards. The clearest code, but each of the
+    thousands of recorded operations costs Python and bookkeeping time.
 
 ``implementation="fast"`` (the default)
-    The input projection :math:`x_t W_{ih}^\top + b` of all T steps is one matrix product
-    before the loop. The recurrence itself is a ``torch.autograd.Function``
-    (``RNNRecurrence``, ``LSTMRecurrence``, ``GRURecurrence``) whose ``backward`` is the
-    hand-derived BPTT: it walks the steps backwards with one matrix product per step, and
-    computes the gradient of :math:`W_{hh}` for all steps with a single product at the end.
+    The whole layer is one ``torch.autograd.Function`` (``RNNRecurrence``,
+    ``LSTMRecurrence``, ``GRURecurrence``). Its forward computes the input projections
+    :math:`x_t W_{ih}^\top + b` of all T steps with one matrix product, then runs the
+    recurrence. Its backward is the hand-derived BPTT: one matrix product per step back
+    through time, then the gradients of :math:`W_{ih}` and :math:`W_{hh}` for all steps at
+    once, one product each. It gives first derivatives only (double backward raises).
 
 Both give the same numbers; the tests check them against ``torch.nn``, against each other
 and with ``torch.autograd.gradcheck``. Notation: T time steps, B sequences in a batch,
@@ -36,6 +37,7 @@ from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 from torch.nn import functional
 
 from throughtime._validate import check_choice, check_int
@@ -467,6 +469,7 @@ class RNNRecurrence(torch.autograd.Function):
         return h
 
     @staticmethod
+    @once_differentiable
     def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, ...]:
         """BPTT; returns the gradients of the arguments of ``forward``."""
         input, h0, weight_ih, weight_hh, h = ctx.saved_tensors
@@ -551,6 +554,7 @@ class LSTMRecurrence(torch.autograd.Function):
         return h, c[-1].clone()
 
     @staticmethod
+    @once_differentiable
     def backward(ctx: Any, grad_output: Tensor,
                  grad_c_last: Tensor) -> tuple[Tensor | None, ...]:
         """BPTT; returns the gradients of the arguments of ``forward``."""
@@ -645,6 +649,7 @@ class GRURecurrence(torch.autograd.Function):
         return h
 
     @staticmethod
+    @once_differentiable
     def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, ...]:
         """BPTT; returns the gradients of the arguments of ``forward``."""
         input, h0, weight_ih, weight_hh, gates, u, h = ctx.saved_tensors
@@ -652,22 +657,27 @@ class GRURecurrence(torch.autograd.Function):
         hidden_size = three_h // 3
         r, z, n = gates.chunk(3, dim=2)
         h_previous = torch.cat([h0.unsqueeze(0), h[:-1]])  # h_0 ... h_{T-1}
-        # Local derivatives for all steps at once.
-        sigmoid_derivative = torch.addcmul(gates, gates, gates, value=-1)  # s (1 - s)
-        factor_n = (1 - z) * torch.addcmul(torch.ones_like(n[0]), n, n, value=-1)
-        factor_z = (h_previous - n).mul_(sigmoid_derivative[:, :, hidden_size:2 * hidden_size])
-        factors_r_and_n = gates.new_empty(steps, batch, 2, hidden_size)
-        torch.mul(u[:, :, 2 * hidden_size:], sigmoid_derivative[:, :, :hidden_size],
-                  out=factors_r_and_n[:, :, 0])
-        factors_r_and_n[:, :, 1] = r
-        delta_u = sigmoid_derivative  # overwritten step by step by [d_r, d_z, d_n * r]
-        delta_n = torch.empty_like(h)  # d_n, the gradient of the n pre-activation
+        # The local derivatives, for all steps at once. One buffer starts as the sigmoid
+        # derivative s (1 - s) of r and z; its n slot takes (1 - z)(1 - n^2).
+        delta_u = torch.addcmul(gates, gates, gates, value=-1)
+        sigmoid_r, sigmoid_z, factor_n = delta_u.chunk(3, dim=2)
+        factors_r_z = torch.empty_like(gates[:, :, : 2 * hidden_size])
+        factor_r, factor_z = factors_r_z.chunk(2, dim=2)
+        torch.mul(u[:, :, 2 * hidden_size:], sigmoid_r, out=factor_r)  # u^n r (1 - r)
+        torch.sub(h_previous, n, out=factor_z).mul_(sigmoid_z)  # (h_{t-1} - n) z (1 - z)
+        torch.addcmul(torch.ones_like(h0), n, n, value=-1, out=factor_n)  # 1 - n^2
+        factor_n.addcmul_(factor_n, z, value=-1)  # (1 - z)(1 - n^2)
+        # The loop overwrites delta_u[t], slot by slot after reading it, with
+        # [d_r, d_z, d_n r], the gradient of u_t; delta_n keeps d_n.
+        delta_n = torch.empty_like(h)
+        r_slot, z_slot = slice(0, hidden_size), slice(hidden_size, 2 * hidden_size)
+        n_slot = slice(2 * hidden_size, three_h)
         grad_h = grad_output[steps - 1]
         for t in reversed(range(steps)):
             torch.mul(grad_h, factor_n[t], out=delta_n[t])
-            torch.mul(grad_h, factor_z[t], out=delta_u[t, :, hidden_size:2 * hidden_size])
-            slots_r_and_n = delta_u[t].view(batch, 3, hidden_size)[:, ::2]
-            torch.mul(delta_n[t].unsqueeze(1), factors_r_and_n[t], out=slots_r_and_n)
+            torch.mul(grad_h, factor_z[t], out=delta_u[t, :, z_slot])
+            torch.mul(delta_n[t], factor_r[t], out=delta_u[t, :, r_slot])
+            torch.mul(delta_n[t], r[t], out=delta_u[t, :, n_slot])
             grad_through_z = (torch.addcmul(grad_output[t - 1], grad_h, z[t]) if t > 0
                               else grad_h * z[t])
             grad_h = torch.addmm(grad_through_z, delta_u[t], weight_hh)
@@ -675,7 +685,7 @@ class GRURecurrence(torch.autograd.Function):
         grad_h0 = grad_h if needs[1] else None
         grad_weight_hh = _sum_of_outer_products(delta_u, h_previous) if needs[3] else None
         grad_bias_hh = delta_u.sum(dim=(0, 1)) if ctx.has_bias[1] and needs[5] else None
-        delta_u[:, :, 2 * hidden_size:] = delta_n  # now delta_a = [d_r, d_z, d_n]
+        delta_u[:, :, n_slot] = delta_n  # now the gradient of a_t: [d_r, d_z, d_n]
         grad_input, grad_weight_ih, grad_bias_ih = _project_backward(
             delta_u, input, weight_ih, (needs[0], needs[2], ctx.has_bias[0] and needs[4]))
         return grad_input, grad_h0, grad_weight_ih, grad_weight_hh, grad_bias_ih, grad_bias_hh
