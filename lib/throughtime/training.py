@@ -1,12 +1,36 @@
-"""Seeding and device choice (the fit loop joins them later)."""
+"""Seeding, device choice and a small fit loop for torch models.
+
+``fit`` is the loop every chapter uses: mini-batches (or the whole training set at once),
+an optimiser step per batch, optional clipping of the gradient by its global norm, a
+validation loss after every epoch, early stopping that restores the best weights, and a
+``History`` of what happened (losses per epoch, gradient norms per step) for plotting.
+When the loss or the gradient stops being finite it raises ``DivergenceError``, which says
+where it happened and what to try, instead of training on quietly with NaN weights.
+"""
 
 from __future__ import annotations
 
+import math
 import os
 import random
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
+
+from ._validate import check_int, check_real, describe
+
+__all__ = [
+    "seed_everything",
+    "choose_device",
+    "DivergenceError",
+    "History",
+    "fit",
+]
 
 
 def seed_everything(seed: int = 0) -> np.random.Generator:
@@ -35,3 +59,379 @@ def choose_device(prefer: str | None = None) -> torch.device:
             raise ValueError("prefer='cuda' was asked for, but torch.cuda.is_available() is False")
         return device
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+# --------------------------------------------------------------------------------------
+# The fit loop
+# --------------------------------------------------------------------------------------
+
+
+class DivergenceError(FloatingPointError):
+    """Training produced a loss or a gradient norm that is NaN or infinite.
+
+    The message names the epoch and the step (both counted from 1), the last finite loss
+    and what to try. The same facts are kept as attributes: ``epoch``, ``step``, ``value``
+    (the offending number), ``last_finite_loss`` (``None`` if there was none) and ``history``
+    (what was recorded up to the failure).
+    """
+
+    def __init__(self, what: str, value: float, epoch: int, step: int,
+                 last_finite_loss: float | None, history: History):
+        self.epoch, self.step, self.value = epoch, step, value
+        self.last_finite_loss = last_finite_loss
+        self.history = history
+        last = ("no finite loss was seen before" if last_finite_loss is None
+                else f"the last finite training loss was {last_finite_loss:.6g}")
+        super().__init__(
+            f"the {what} became {value} at epoch {epoch}, step {step} "
+            f"(steps count optimiser updates from 1); {last}. Things to try: lower the "
+            "learning rate (lr), clip gradients by their global norm (max_norm=1.0), check "
+            "that the inputs and targets are scaled (mean 0, standard deviation 1) and "
+            "finite."
+        )
+
+
+@dataclass
+class History:
+    """What ``fit`` recorded, ready for plotting.
+
+    Attributes
+    ----------
+    train_loss : list of float
+        Mean training loss of each epoch (the batch losses weighted by batch size, measured
+        during the epoch, with the weights of the moment).
+    validation_loss : list of float
+        Validation loss after each epoch (empty without validation data).
+    grad_norm : list of float
+        Global gradient norm ``||g|| = sqrt(sum over parameters of ||grad||^2)`` at
+        every step, before clipping.
+    steps : int
+        Optimiser steps taken.
+    best_epoch : int or None
+        Epoch (from 1) with the lowest validation loss; its weights are the ones restored.
+    stopped_early : bool
+        True when early stopping ended training before ``epochs``.
+    """
+
+    train_loss: list[float] = field(default_factory=list)
+    validation_loss: list[float] = field(default_factory=list)
+    grad_norm: list[float] = field(default_factory=list)
+    steps: int = 0
+    best_epoch: int | None = None
+    stopped_early: bool = False
+
+    @property
+    def epochs(self) -> int:
+        """Number of epochs run (the last one may have been cut short by ``max_steps``)."""
+        return len(self.train_loss)
+
+    @property
+    def best_validation_loss(self) -> float | None:
+        """Lowest validation loss, or ``None`` without validation data."""
+        return min(self.validation_loss) if self.validation_loss else None
+
+
+Data = Any  # a torch DataLoader (or any iterable of (inputs, targets)) or a pair of tensors
+
+
+def _batch_dims(batch_dim: int | tuple[int, int]) -> tuple[int, int]:
+    if isinstance(batch_dim, tuple):
+        if len(batch_dim) != 2:
+            raise ValueError(f"batch_dim must be an int or a pair (inputs, targets), "
+                             f"got {batch_dim!r}")
+        return (check_int("batch_dim[0]", batch_dim[0], minimum=0),
+                check_int("batch_dim[1]", batch_dim[1], minimum=0))
+    dim = check_int("batch_dim", batch_dim, minimum=0)
+    return dim, dim
+
+
+def _check_pair(name: str, data: Any, dims: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Check an (inputs, targets) pair of tensors with the same number of examples."""
+    if len(data) != 2 or not all(isinstance(t, torch.Tensor) for t in data):
+        raise TypeError(f"{name} must be a DataLoader or a pair (inputs, targets) of torch "
+                        f"tensors, got a {type(data).__name__} of "
+                        f"{[type(t).__name__ for t in data]}")
+    inputs, targets = data
+    for label, tensor, dim in (("inputs", inputs, dims[0]), ("targets", targets, dims[1])):
+        if tensor.ndim <= dim:
+            raise ValueError(f"{name}: {label} has shape {tuple(tensor.shape)}, which has no "
+                             f"batch axis {dim} (set batch_dim)")
+    if inputs.shape[dims[0]] != targets.shape[dims[1]]:
+        raise ValueError(
+            f"{name}: inputs and targets must hold the same number of examples, got "
+            f"{inputs.shape[dims[0]]} (inputs axis {dims[0]}, shape {tuple(inputs.shape)}) and "
+            f"{targets.shape[dims[1]]} (targets axis {dims[1]}, shape {tuple(targets.shape)}); "
+            "time-major inputs (T, B, I) need batch_dim=(1, 0)"
+        )
+    if inputs.shape[dims[0]] == 0:
+        raise ValueError(f"{name} holds no examples")
+    return inputs, targets
+
+
+def _batches(data: Data, dims: tuple[int, int], batch_size: int | None, shuffle: bool,
+             generator: torch.Generator | None) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield (inputs, targets) batches from a DataLoader or from a pair of tensors."""
+    if not isinstance(data, tuple):
+        yield from data
+        return
+    inputs, targets = data
+    count = inputs.shape[dims[0]]
+    if batch_size is None or batch_size >= count:
+        yield inputs, targets
+        return
+    if shuffle:
+        order = torch.randperm(count, generator=generator).to(inputs.device)
+    else:
+        order = torch.arange(count, device=inputs.device)
+    for start in range(0, count, batch_size):
+        index = order[start:start + batch_size]
+        yield inputs.index_select(dims[0], index), targets.index_select(dims[1], index.to(
+            targets.device))
+
+
+def _count(targets: torch.Tensor, dim: int) -> int:
+    return int(targets.shape[dim]) if targets.ndim > dim else 1
+
+
+def _progress_bar(progress: bool | str, total: int, description: str):
+    """A tqdm bar, or ``None``.
+
+    ``True`` gives tqdm's text bar on stderr. It updates in place in a terminal, in Jupyter
+    and in Colab, and the book's website drops stderr (``stderr_output: remove`` in
+    ``_config.yml``), so it leaves nothing behind. The notebook bar of ``tqdm.auto``
+    (``progress="notebook"``) is an ipywidget: a page built by Jupyter Book shows it as a
+    widget placeholder that only comes alive with a kernel, a dead widget on the static
+    site, so it is never the default.
+    """
+    if progress is False:
+        return None
+    if progress == "notebook":
+        from tqdm.auto import tqdm
+    else:
+        from tqdm import tqdm
+    return tqdm(total=total, desc=description, unit="epoch", leave=False, file=sys.stderr,
+                dynamic_ncols=True)
+
+
+def _global_norm(parameters: list[nn.Parameter]) -> torch.Tensor:
+    """``||g|| = sqrt(sum_p ||grad_p||^2)`` over the parameters that have a gradient."""
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+
+
+def _evaluate(model: nn.Module, data: Data, loss_fn: Callable, dims: tuple[int, int],
+              device: torch.device) -> float:
+    """Mean loss over ``data`` (weighted by batch size), in eval mode, without gradients."""
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for inputs, targets in _batches(data, dims, None, False, None):
+            inputs, targets = inputs.to(device), targets.to(device)
+            n = _count(targets, dims[1])
+            total += float(loss_fn(model(inputs), targets)) * n
+            count += n
+    model.train(was_training)
+    if count == 0:
+        raise ValueError("validation data holds no batches")
+    return total / count
+
+
+def fit(
+    model: nn.Module,
+    train: Data,
+    *,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    lr: float | None = None,
+    epochs: int = 100,
+    max_steps: int | None = None,
+    batch_size: int | None = None,
+    batch_dim: int | tuple[int, int] = 0,
+    shuffle: bool = True,
+    validation: Data | None = None,
+    patience: int | None = None,
+    restore_best: bool = True,
+    max_norm: float | None = None,
+    seed: int = 0,
+    progress: bool | str = True,
+) -> History:
+    """Train ``model`` on ``train`` and return the ``History``.
+
+    Each step draws a batch (x, y), computes the loss L = loss_fn(model(x), y), backpropagates,
+    records the global gradient norm ``||g|| = sqrt(sum over parameters of ||grad||^2)``,
+    rescales the gradient to ``g * max_norm / ||g||`` when ``||g|| > max_norm`` (clipping by
+    global norm, ``torch.nn.utils.clip_grad_norm_``), and takes an optimiser step. After each epoch
+    the validation loss is measured; with ``patience``, training stops once it has not
+    improved for ``patience`` epochs, and the weights of the best epoch are put back.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Trained in place. Batches are moved to the device of its parameters.
+    train : DataLoader or (inputs, targets)
+        A ``torch.utils.data.DataLoader`` (or any re-iterable of (inputs, targets) batches),
+        or a pair of tensors that ``fit`` cuts into batches along ``batch_dim``.
+    loss_fn : callable, optional
+        ``loss_fn(predictions, targets)``, the mean over the batch; default mean squared
+        error (``torch.nn.MSELoss()``).
+    optimizer : torch.optim.Optimizer, optional
+        Built on ``model.parameters()``; default Adam with learning rate ``lr``.
+    lr : float, optional
+        Learning rate of the default Adam (1e-3 when not given). Give ``lr`` or
+        ``optimizer``, not both.
+    epochs : int
+        Maximum number of passes over ``train``.
+    max_steps : int, optional
+        Stop after this many optimiser steps, even in the middle of an epoch.
+    batch_size : int, optional
+        Batch size when ``train`` is a pair of tensors; ``None`` uses all examples at once.
+    batch_dim : int or (int, int)
+        Axis that indexes examples in the inputs and in the targets (a pair when they
+        differ): 0 for batch-first data, ``(1, 0)`` for time-major inputs (T, B, I) with
+        targets (B, ...).
+    shuffle : bool
+        Reshuffle the pairs of tensors every epoch (with a generator seeded by ``seed``).
+    validation : DataLoader or (inputs, targets), optional
+        Evaluated after each epoch (eval mode, no gradients).
+    patience : int, optional
+        Early stopping: stop when the validation loss has not improved for this many
+        epochs. Needs ``validation``.
+    restore_best : bool
+        With validation data, load the weights of the epoch with the lowest validation loss
+        at the end (so the returned model is the one ``History.best_epoch`` names).
+    max_norm : float, optional
+        Clip the gradient by its global norm to at most ``max_norm`` before each step.
+    seed : int
+        Seeds the shuffling generator, so two calls with the same seed, model initialisation
+        and data give identical histories.
+    progress : bool or "notebook"
+        ``True``: a text progress bar on stderr (tqdm); ``"notebook"``: ``tqdm.auto``'s
+        widget bar in Jupyter (live sessions only, see below); ``False``: none.
+
+    Returns
+    -------
+    History
+        Losses per epoch, gradient norms per step, the best epoch and whether training
+        stopped early.
+
+    Raises
+    ------
+    DivergenceError
+        The training loss or the gradient norm became NaN or infinite; the message names the
+        epoch, the step and the last finite loss, and suggests fixes.
+    TypeError, ValueError
+        An argument of the wrong kind or value; the message names it.
+
+    Notes
+    -----
+    The default bar is text on stderr, not the ``tqdm.auto`` widget: a page built by Jupyter
+    Book keeps the widget as a placeholder that needs a live kernel (a dead widget on the
+    static site), while stderr is dropped from the built pages.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {describe(model)}")
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    if not parameters:
+        raise ValueError("model has no trainable parameters (requires_grad=True)")
+    device = parameters[0].device
+    dims = _batch_dims(batch_dim)
+    epochs = check_int("epochs", epochs, minimum=1)
+    if max_steps is not None:
+        max_steps = check_int("max_steps", max_steps, minimum=1)
+    if batch_size is not None:
+        batch_size = check_int("batch_size", batch_size, minimum=1)
+    if max_norm is not None:
+        max_norm = check_real("max_norm", max_norm, positive=True)
+    seed = check_int("seed", seed, minimum=0)
+    if progress not in (True, False, "notebook"):
+        raise ValueError(f"progress must be True, False or 'notebook', got {progress!r}")
+    if patience is not None:
+        patience = check_int("patience", patience, minimum=1)
+        if validation is None:
+            raise ValueError("patience (early stopping) needs validation data: pass "
+                             "validation=(inputs, targets) or a DataLoader")
+    if isinstance(train, tuple):
+        train = _check_pair("train", train, dims)
+    elif not hasattr(train, "__iter__"):
+        raise TypeError(f"train must be a DataLoader or a pair (inputs, targets), "
+                        f"got {describe(train)}")
+    if isinstance(validation, tuple):
+        validation = _check_pair("validation", validation, dims)
+    elif validation is not None and not hasattr(validation, "__iter__"):
+        raise TypeError(f"validation must be a DataLoader or a pair (inputs, targets), "
+                        f"got {describe(validation)}")
+    if optimizer is not None and lr is not None:
+        raise ValueError("give either optimizer or lr, not both (lr is for the default Adam)")
+    if optimizer is None:
+        lr = 1e-3 if lr is None else check_real("lr", lr, positive=True)
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    elif not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {describe(optimizer)}")
+    loss_fn = nn.MSELoss() if loss_fn is None else loss_fn
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be callable, got {describe(loss_fn)}")
+
+    generator = torch.Generator().manual_seed(seed)
+    history = History()
+    best_loss, best_state, waited = math.inf, None, 0
+    last_finite: float | None = None
+    bar = _progress_bar(progress, epochs, type(model).__name__)
+    model.train()
+    try:
+        for epoch in range(1, epochs + 1):
+            total, count = 0.0, 0
+            for inputs, targets in _batches(train, dims, batch_size, shuffle, generator):
+                inputs, targets = inputs.to(device), targets.to(device)
+                optimizer.zero_grad()
+                loss = loss_fn(model(inputs), targets)
+                value = loss.item()
+                step = history.steps + 1
+                if not math.isfinite(value):
+                    raise DivergenceError("training loss", value, epoch, step, last_finite,
+                                          history)
+                loss.backward()
+                if max_norm is not None:
+                    norm = float(nn.utils.clip_grad_norm_(parameters, max_norm))
+                else:
+                    norm = float(_global_norm(parameters))
+                if not math.isfinite(norm):
+                    raise DivergenceError("gradient norm", norm, epoch, step, value, history)
+                optimizer.step()
+                history.grad_norm.append(norm)
+                history.steps = step
+                last_finite = value
+                n = _count(targets, dims[1])
+                total += value * n
+                count += n
+                if max_steps is not None and history.steps >= max_steps:
+                    break
+            if count == 0:
+                raise ValueError("train holds no batches")
+            history.train_loss.append(total / count)
+            postfix = {"train": f"{total / count:.4g}"}
+            if validation is not None:
+                val_loss = _evaluate(model, validation, loss_fn, dims, device)
+                history.validation_loss.append(val_loss)
+                postfix["validation"] = f"{val_loss:.4g}"
+                if val_loss < best_loss:
+                    best_loss, waited, history.best_epoch = val_loss, 0, epoch
+                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                else:
+                    waited += 1
+            if bar is not None:
+                bar.set_postfix(postfix, refresh=False)
+                bar.update(1)
+            if max_steps is not None and history.steps >= max_steps:
+                break
+            if patience is not None and waited >= patience:
+                history.stopped_early = epoch < epochs
+                break
+    finally:
+        if bar is not None:
+            bar.close()
+    if restore_best and best_state is not None:
+        model.load_state_dict(best_state)
+    return history

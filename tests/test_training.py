@@ -1,0 +1,303 @@
+"""The fit loop: it learns, stops early, restores the best weights, clips, and fails clearly."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from throughtime.training import DivergenceError, History, choose_device, fit, seed_everything
+
+
+def regression_problem(n: int = 64, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """y = x @ w + 0.5 + small noise, with x (n, 3): a linear model can fit it almost exactly."""
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 3, generator=generator)
+    w = torch.tensor([[1.0], [-2.0], [0.5]])
+    return x, x @ w + 0.5 + 0.01 * torch.randn(n, 1, generator=generator)
+
+
+def linear_model(seed: int = 0) -> nn.Linear:
+    torch.manual_seed(seed)
+    return nn.Linear(3, 1)
+
+
+def mse(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    with torch.no_grad():
+        return float(((model(x) - y) ** 2).mean())
+
+
+# --- seeding and devices (unchanged helpers) -------------------------------------------
+
+
+def test_seed_everything_returns_a_seeded_generator():
+    a = seed_everything(3).normal(size=4)
+    torch_a = torch.randn(2)
+    b = seed_everything(3).normal(size=4)
+    np.testing.assert_array_equal(a, b)
+    assert torch.equal(torch_a, (seed_everything(3), torch.randn(2))[1])
+
+
+def test_choose_device_defaults_to_what_is_available():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert choose_device().type == expected
+    assert choose_device("cpu") == torch.device("cpu")
+
+
+# --- learning ----------------------------------------------------------------------------
+
+
+def test_fit_reduces_the_loss_on_a_tiny_regression():
+    x, y = regression_problem()
+    model = linear_model()
+    before = mse(model, x, y)
+    history = fit(model, (x, y), lr=0.05, epochs=100, batch_size=16, progress=False)
+    after = mse(model, x, y)
+    assert after < 1e-3 < before
+    assert history.epochs == 100 and history.steps == 100 * 4
+    assert len(history.grad_norm) == history.steps
+    assert history.train_loss[-1] < history.train_loss[0]
+    assert history.validation_loss == [] and history.best_epoch is None
+
+
+def test_epoch_loss_is_the_batch_weighted_mean():
+    # With lr -> tiny, the weights hardly move, so the epoch loss is the full-data MSE.
+    x, y = regression_problem(n=10)
+    model = linear_model()
+    expected = mse(model, x, y)
+    history = fit(model, (x, y), optimizer=torch.optim.SGD(model.parameters(), lr=1e-12),
+                  epochs=1, batch_size=4, progress=False)  # batches of 4, 4 and 2
+    assert history.train_loss[0] == pytest.approx(expected, rel=1e-6)
+
+
+def test_fit_accepts_a_dataloader_and_time_major_pairs():
+    x, y = regression_problem(n=32)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=8)
+    model = linear_model()
+    history = fit(model, loader, lr=0.05, epochs=30, progress=False)
+    assert history.steps == 30 * 4 and mse(model, x, y) < 1e-2
+
+    class LastStep(nn.Module):  # reads a time-major (T, B, I) batch
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(3, 1)
+
+        def forward(self, xs):
+            return self.linear(xs[-1])
+
+    xs = torch.stack([torch.zeros_like(x), x])  # (T=2, B=32, I=3)
+    torch.manual_seed(0)
+    model = LastStep()
+    fit(model, (xs, y), lr=0.05, epochs=60, batch_size=8, batch_dim=(1, 0), progress=False)
+    assert mse(model, xs, y) < 1e-2
+
+
+def test_fit_is_reproducible_given_the_seed():
+    x, y = regression_problem()
+    runs = []
+    for _ in range(2):
+        model = linear_model(seed=1)
+        runs.append((fit(model, (x, y), lr=0.01, epochs=5, batch_size=8, seed=7,
+                         validation=(x[:8], y[:8]), progress=False), model.weight.clone()))
+    assert runs[0][0] == runs[1][0]  # identical dataclasses: every loss and norm equal
+    assert torch.equal(runs[0][1], runs[1][1])
+    other = fit(linear_model(seed=1), (x, y), lr=0.01, epochs=5, batch_size=8, seed=8,
+                progress=False)
+    assert other.train_loss != runs[0][0].train_loss  # a different shuffle
+
+
+def test_progress_bars_do_not_change_the_result(capsys):
+    x, y = regression_problem()
+    quiet = fit(linear_model(), (x, y), lr=0.01, epochs=3, progress=False)
+    shown = fit(linear_model(), (x, y), lr=0.01, epochs=3, progress=True)
+    assert quiet == shown
+    assert "epoch" in capsys.readouterr().err  # the text bar writes to stderr
+
+
+# --- early stopping ----------------------------------------------------------------------
+
+
+def test_early_stopping_stops_and_restores_the_best_weights():
+    # Validation targets are the negated training targets: the better the model fits the
+    # training data, the worse it does on validation, so the best epoch is an early one.
+    x, y = regression_problem()
+    model = linear_model()
+    saved = {}
+
+    class Spy(torch.optim.Adam):
+        """Records the weights after every epoch's last step (one step per epoch here)."""
+
+        def step(self, closure=None):
+            result = super().step(closure)
+            saved[len(saved) + 1] = {k: v.clone() for k, v in model.state_dict().items()}
+            return result
+
+    history = fit(model, (x, y), optimizer=Spy(model.parameters(), lr=0.05), epochs=200,
+                  validation=(x, -y), patience=5, progress=False)
+    best = int(np.argmin(history.validation_loss)) + 1
+    assert history.best_epoch == best
+    assert history.stopped_early and history.epochs == best + 5 < 200
+    assert history.best_validation_loss == min(history.validation_loss)
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, saved[best][name]), f"{name} is not the best epoch's"
+    with torch.no_grad():
+        assert float(((model(x) + y) ** 2).mean()) == pytest.approx(history.best_validation_loss)
+
+
+def test_without_restore_best_the_last_weights_stay():
+    x, y = regression_problem()
+    model = linear_model()
+    history = fit(model, (x, y), lr=0.05, epochs=200, validation=(x, -y), patience=3,
+                  restore_best=False, progress=False)
+    with torch.no_grad():
+        last = float(((model(x) + y) ** 2).mean())
+    assert last > history.best_validation_loss
+
+
+def test_max_steps_cuts_an_epoch_short():
+    x, y = regression_problem()
+    history = fit(linear_model(), (x, y), lr=0.01, epochs=10, batch_size=16, max_steps=6,
+                  progress=False)
+    assert history.steps == 6 and history.epochs == 2
+
+
+# --- clipping ----------------------------------------------------------------------------
+
+
+def test_clipping_bounds_the_gradient_the_optimiser_sees():
+    x, y = regression_problem()
+    y = 100 * y  # large errors, large gradients
+    model = linear_model()
+    seen = []
+
+    class Recorder(torch.optim.SGD):
+        def step(self, closure=None):
+            grads = [p.grad for group in self.param_groups for p in group["params"]]
+            seen.append(float(torch.linalg.vector_norm(torch.cat([g.flatten() for g in grads]))))
+            return super().step(closure)
+
+    history = fit(model, (x, y), optimizer=Recorder(model.parameters(), lr=1e-3), epochs=20,
+                  batch_size=16, max_norm=1.0, progress=False)
+    assert len(seen) == len(history.grad_norm) == history.steps
+    assert max(history.grad_norm) > 10  # before clipping: large
+    for before, after in zip(history.grad_norm, seen, strict=True):
+        # torch.nn.utils.clip_grad_norm_ rescales by max_norm / (norm + 1e-6)
+        assert after == pytest.approx(min(before, 1.0 * before / (before + 1e-6)), rel=1e-5)
+
+
+def test_recorded_norm_is_the_global_norm():
+    x, y = regression_problem(n=8)
+    model = linear_model()
+    loss = ((model(x) - y) ** 2).mean()
+    grads = torch.autograd.grad(loss, list(model.parameters()))
+    expected = math.sqrt(sum(float((g**2).sum()) for g in grads))
+    history = fit(model, (x, y), optimizer=torch.optim.SGD(model.parameters(), lr=0.0),
+                  epochs=1, progress=False)
+    assert history.grad_norm[0] == pytest.approx(expected, rel=1e-6)
+
+
+# --- divergence --------------------------------------------------------------------------
+
+
+def test_a_huge_learning_rate_raises_a_clear_divergence_error():
+    x, y = regression_problem()
+    model = linear_model()
+    with pytest.raises(DivergenceError) as caught:
+        fit(model, (x, y), optimizer=torch.optim.SGD(model.parameters(), lr=1e6), epochs=50,
+            batch_size=16, progress=False)
+    error = caught.value
+    assert isinstance(error, FloatingPointError)
+    message = str(error)
+    assert f"epoch {error.epoch}, step {error.step}" in message
+    assert error.step > 1 and error.last_finite_loss is not None
+    assert f"{error.last_finite_loss:.6g}" in message
+    for advice in ("lower the learning rate", "max_norm", "scaled"):
+        assert advice in message
+    assert len(error.history.grad_norm) == error.step - 1  # every finite step was recorded
+
+
+def test_a_model_that_outputs_inf_fails_at_step_one():
+    class Infinite(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale = nn.Parameter(torch.ones(()))
+
+        def forward(self, x):
+            return self.scale * torch.full((x.shape[0], 1), math.inf)
+
+    x, y = regression_problem(n=8)
+    with pytest.raises(DivergenceError, match=r"epoch 1, step 1 .*no finite loss"):
+        fit(Infinite(), (x, y), epochs=3, progress=False)
+
+
+def test_an_infinite_gradient_is_caught_too():
+    class Sqrt(nn.Module):  # sqrt has an infinite derivative at 0
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Parameter(torch.zeros(()))
+
+        def forward(self, x):
+            return torch.sqrt(self.a) + 0 * x[:, :1]
+
+    x, y = regression_problem(n=8)
+    with pytest.raises(DivergenceError, match="gradient norm became"):
+        fit(Sqrt(), (x, y), epochs=2, progress=False)
+
+
+# --- bad arguments -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "pattern"),
+    [
+        ({"epochs": 0}, ValueError, "epochs"),
+        ({"lr": -1.0}, ValueError, "lr must be positive"),
+        ({"max_norm": 0.0}, ValueError, "max_norm must be positive"),
+        ({"batch_size": 0}, ValueError, "batch_size"),
+        ({"patience": 3}, ValueError, "patience .* needs validation"),
+        ({"progress": "yes"}, ValueError, "progress"),
+        ({"loss_fn": "mse"}, TypeError, "loss_fn must be callable"),
+        ({"optimizer": "adam"}, TypeError, "optimizer must be a torch.optim.Optimizer"),
+        ({"batch_dim": (0, 1, 2)}, ValueError, "batch_dim"),
+    ],
+)
+def test_bad_arguments_are_named(kwargs, error, pattern):
+    x, y = regression_problem(n=8)
+    with pytest.raises(error, match=pattern):
+        fit(linear_model(), (x, y), **{"progress": False, **kwargs})
+
+
+def test_bad_models_and_data_are_named():
+    x, y = regression_problem(n=8)
+    with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
+        fit(lambda v: v, (x, y))
+    with pytest.raises(ValueError, match="no trainable parameters"):
+        fit(nn.ReLU(), (x, y))
+    with pytest.raises(ValueError, match=r"same number of examples.*batch_dim=\(1, 0\)"):
+        fit(linear_model(), (x, y[:5]))
+    with pytest.raises(TypeError, match="pair"):
+        fit(linear_model(), (x.numpy(), y.numpy()))
+    with pytest.raises(TypeError, match="train must be"):
+        fit(linear_model(), 3)
+    model = linear_model()
+    with pytest.raises(ValueError, match="either optimizer or lr"):
+        fit(model, (x, y), optimizer=torch.optim.SGD(model.parameters(), lr=0.1), lr=0.1)
+
+
+def test_history_is_a_plain_dataclass():
+    history = History(train_loss=[2.0, 1.0], validation_loss=[3.0, 2.5])
+    assert history.epochs == 2 and history.best_validation_loss == 2.5
+    assert History().best_validation_loss is None
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_fit_moves_batches_to_the_model_device():
+    x, y = regression_problem()
+    model = linear_model().to("cuda")
+    history = fit(model, (x, y), lr=0.05, epochs=50, batch_size=16,
+                  validation=(x, y), progress=False)  # data stay on the CPU
+    assert history.train_loss[-1] < history.train_loss[0]
+    assert next(model.parameters()).device.type == "cuda"
