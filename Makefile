@@ -11,7 +11,6 @@ JOBS   ?= 2
 # Kernels and Jupyter data come from the virtualenv, not from ~/.local.
 export JUPYTER_PREFER_ENV_PATH := 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
-export MPLBACKEND := Agg
 # Small matrices run faster on one BLAS thread, and two test workers share two cores.
 export OPENBLAS_NUM_THREADS := 1
 
