@@ -11,8 +11,9 @@ steps, in order:
 1. ``StubSolutions`` (nbgrader's ``ClearSolutions``): in code cells, the lines from
    ``### BEGIN SOLUTION`` to ``### END SOLUTION`` become a stub that raises
    ``NotImplementedError`` with the task restated. The task comes from a ``# TASK: ...``
-   comment block right above ``### BEGIN SOLUTION``, or else from the first sentence of the
-   nearest ``{exercise}`` before the cell, or else from its title.
+   comment block right above ``### BEGIN SOLUTION``, or else from the nearest
+   ``{exercise}`` before the cell: its first sentence that names a function the cell
+   defines, or its first sentence, or its title.
 2. ``RemoveWrittenSolutions``: every sphinx-exercise ``{solution}`` block (backtick or colon
    fence, at the top level of a markdown cell) is removed, and so is everything between
    ``{solution-start}`` and ``{solution-end}``, except code cells with solution markers,
@@ -104,37 +105,54 @@ def directives(text: str) -> Iterator[tuple[str, str, str, int, int]]:
             yield match[1], match[2].strip(), token.content, token.map[0], token.map[1]
 
 
-def exercise_task(argument: str, body: str) -> str | None:
-    """The task of an exercise: the first sentence of its text, else its title.
+_ENDS = (".", "!", "?", ":")
 
-    A display equation inside the sentence becomes "(see the equation in the exercise)";
-    the text stops at a code block or nested directive.
+
+def exercise_sentences(body: str) -> list[str]:
+    """The sentences of an exercise's text, in order, without options, code or equations.
+
+    A display equation inside a sentence becomes "(see the equation in the exercise)"; one
+    after a sentence's end (``:`` included) is dropped. List markers are removed.
     """
-    lines = body.splitlines()
-    while lines and (not lines[0].strip() or re.match(r"\s*:[\w-]+:", lines[0])):
-        lines.pop(0)
-    words: list[str] = []
-    in_math = False
-    for line in (line.strip() for line in lines):
-        if line.startswith("$$"):
-            if not in_math and words and words[-1].endswith((".", "!", "?", ":")):
-                break
-            if not in_math:
+    segments: list[list[str]] = [[]]
+    in_math, fence = False, ""
+    for line in (line.strip() for line in body.splitlines()):
+        words = segments[-1]
+        if fence:
+            fence = "" if line.startswith(fence) else fence
+        elif re.match(r"(`{3,}|:{3,})", line):
+            fence = re.match(r"(`{3,}|:{3,})", line)[1]
+        elif line.startswith("$$"):
+            if not in_math and words and not words[-1].endswith(_ENDS):
                 words.append("(see the equation in the exercise)")
             in_math = in_math if line.endswith("$$") and len(line) > 2 else not in_math
-        elif in_math:
+        elif in_math or re.match(r":[\w-]+:", line):
             continue
-        elif line.startswith(("```", ":::")) or (
-                not line and words and words[-1].endswith((".", "!", "?", ":"))):
-            break
-        elif line:
-            words.append(line)
-    paragraph = " ".join(words)
-    sentence = re.split(r"(?<=[.!?])\s+(?=[A-Z`$(])", paragraph, maxsplit=1)[0].strip()
-    sentence = re.sub(r":$", ".", sentence)
-    if sentence and not sentence.startswith("(see the equation"):
-        return sentence
-    return argument or None
+        elif not line:
+            if words and words[-1].endswith(_ENDS):
+                segments.append([])
+        else:
+            item = re.match(r"(\d+[.)]|[-*+])\s+(.*)", line)
+            if item:
+                segments.append([])
+                line = item[2]
+            segments[-1].append(line)
+    sentences = []
+    for words in segments:
+        text = " ".join(words)
+        sentences += [re.sub(r":$", ".", piece.strip()) for piece in
+                      re.split(r"(?<=[.!?])\s+(?=[A-Z`$(])", text) if piece.strip()]
+    return [s for s in sentences if not s.startswith("(see the equation")]
+
+
+def exercise_task(argument: str, body: str, names: Iterable[str] = ()) -> str | None:
+    """The task of an exercise: its first sentence that names one of ``names`` (the
+    functions the student writes), else its first sentence, else its title."""
+    sentences = exercise_sentences(body)
+    for sentence in sentences:
+        if any(re.search(rf"`{re.escape(name)}\b", sentence) for name in names):
+            return sentence
+    return sentences[0] if sentences else (argument or None)
 
 
 def comment_task(source: str) -> str | None:
@@ -174,12 +192,16 @@ def _stub_preprocessor():
             if cell.cell_type == "markdown":
                 for name, argument, body, _, _ in directives(cell.source):
                     if name in ("exercise", "exercise-start"):
-                        self._exercise = exercise_task(argument, body)
+                        self._exercise = (argument, body)
                 return cell, resources
             if cell.cell_type != "code" or BEGIN not in cell.source:
                 return cell, resources
-            task = comment_task(cell.source) or self._exercise or DEFAULT_TASK
             tree = _parse(cell.source)  # what the answer defined is missing for students
+            functions = [node.name for node in (tree.body if tree else [])
+                         if isinstance(node, ast.FunctionDef)]
+            task = (comment_task(cell.source)
+                    or (self._exercise and exercise_task(*self._exercise, names=functions))
+                    or DEFAULT_TASK)
             resources.setdefault("breaks", {})[cell.id] = bound_names(tree) if tree else set()
             self.code_stub = {**self.code_stub,
                               "python": f"# YOUR CODE HERE\nraise NotImplementedError({task!r})"}

@@ -289,6 +289,11 @@ def test_task_sources():
               "as `mase(a, b)` for arrays. Then use it.")
     assert make_assignments.exercise_task("", across) == (
         "Implement MASE, (see the equation in the exercise) as `mase(a, b)` for arrays.")
+    questions = (":label: ex\n\nSome history: a paper.\n\n$$\nx\n$$\n\n1. Why? Explain.\n"
+                 "2. Implement `peep(x)`, which returns\n   `y`. Check it.\n")
+    assert make_assignments.exercise_task("T", questions, names=["peep"]) == (
+        "Implement `peep(x)`, which returns `y`.")
+    assert make_assignments.exercise_task("T", questions) == "Some history: a paper."
 
 
 def test_unterminated_solution_is_reported(tmp_path):
