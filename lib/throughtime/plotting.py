@@ -1,0 +1,263 @@
+"""The book's figures: one style for every plot, and the diagrams of recurrent networks.
+
+Every chapter calls ``use_book_style()`` once, so all plots share sizes, fonts and
+colours. The diagrams are drawn with plain matplotlib boxes and arrows, so a reader can
+change them (more steps, other labels) without any drawing tool.
+
+- ``use_book_style``: rcParams for small, light figures that read well on a web page.
+- ``COLORS``: one colour per role (input, hidden state, output) used by every diagram.
+- ``draw_rnn_unrolled``: the recurrent network folded (a loop through a delay) and
+  unrolled over T steps, with the same weights on every step.
+- ``draw_sequence_pattern`` and ``draw_io_patterns``: which steps read an input and
+  which emit an output (one-to-many, many-to-one, many-to-many).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.patches import FancyBboxPatch
+
+__all__ = [
+    "COLORS",
+    "FIGSIZE",
+    "use_book_style",
+    "draw_rnn_unrolled",
+    "draw_sequence_pattern",
+    "draw_io_patterns",
+]
+
+# Okabe and Ito's colour-blind-safe palette, one colour per role.
+COLORS = {
+    "input": "#0072B2",  # blue
+    "hidden": "#E69F00",  # orange
+    "output": "#009E73",  # green
+    "delay": "#CC79A7",  # purple
+    "accent": "#D55E00",  # vermillion
+    "muted": "#7F7F7F",  # grey
+}
+"""Colour of each role in the book's figures: input, hidden, output, delay, accent, muted."""
+
+FIGSIZE = (7.0, 3.2)
+"""The default figure size in inches: wide and short, so a page stays light."""
+
+
+def use_book_style() -> None:
+    """Set matplotlib's rcParams to the book's style (call once per chapter).
+
+    Small fonts, no top or right spines, a light grid, the colour cycle of ``COLORS``
+    and the default size ``FIGSIZE``.
+    """
+    cycle = [COLORS[name] for name in ("input", "accent", "output", "hidden", "delay", "muted")]
+    mpl.rcParams.update({
+        "figure.figsize": FIGSIZE,
+        "figure.dpi": 100,
+        "savefig.dpi": 100,
+        "savefig.bbox": "tight",
+        "font.size": 10,
+        "axes.titlesize": 10,
+        "axes.labelsize": 10,
+        "legend.fontsize": 9,
+        "legend.frameon": False,
+        "xtick.labelsize": 9,
+        "ytick.labelsize": 9,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "axes.grid": True,
+        "grid.alpha": 0.3,
+        "grid.linewidth": 0.6,
+        "lines.linewidth": 1.6,
+        "axes.prop_cycle": mpl.cycler(color=cycle),
+    })
+
+
+# --------------------------------------------------------------------------------------
+# Drawing blocks: a labelled box and a labelled arrow, in data coordinates
+# --------------------------------------------------------------------------------------
+
+BOX_WIDTH, BOX_HEIGHT = 0.8, 0.5
+
+
+def _prepare_diagram_axes(ax: Axes) -> None:
+    ax.set_aspect("equal")
+    ax.axis("off")
+
+
+def _box(ax: Axes, center: tuple[float, float], text: str, color: str,
+         width: float = BOX_WIDTH, height: float = BOX_HEIGHT) -> None:
+    """A rounded box filled with a light tint of ``color``, its text in the middle."""
+    x, y = center
+    ax.add_patch(FancyBboxPatch(
+        (x - width / 2, y - height / 2), width, height,
+        boxstyle="round,pad=0.02,rounding_size=0.08",
+        facecolor=mpl.colors.to_rgba(color, 0.18), edgecolor=color, linewidth=1.4,
+    ))
+    ax.text(x, y, text, ha="center", va="center", fontsize=11)
+
+
+def _arrow(ax: Axes, start: tuple[float, float], end: tuple[float, float],
+           label: str | None = None, label_offset: tuple[float, float] = (0.0, 0.0),
+           color: str = "black", connectionstyle: str = "arc3") -> None:
+    """An arrow from ``start`` to ``end``; ``label`` sits at its middle plus the offset."""
+    ax.annotate("", xy=end, xytext=start, arrowprops={
+        "arrowstyle": "-|>", "color": color, "linewidth": 1.2, "mutation_scale": 11,
+        "shrinkA": 0, "shrinkB": 0, "connectionstyle": connectionstyle,
+    })
+    if label is not None:
+        middle = ((start[0] + end[0]) / 2 + label_offset[0],
+                  (start[1] + end[1]) / 2 + label_offset[1])
+        ax.text(*middle, label, ha="center", va="center", fontsize=9, color=color)
+
+
+# --------------------------------------------------------------------------------------
+# The recurrent network, folded and unrolled
+# --------------------------------------------------------------------------------------
+
+# Heights of the three rows of every diagram, and the horizontal distance between steps.
+ROW_X, ROW_H, ROW_Y = 0.0, 1.3, 2.6
+STEP = 1.6
+
+
+def _draw_folded(ax: Axes) -> None:
+    """x_t -> h_t -> y_t, with h_t fed back to itself through a delay block."""
+    half = BOX_HEIGHT / 2
+    _box(ax, (0, ROW_X), "$x_t$", COLORS["input"])
+    _box(ax, (0, ROW_H), "$h_t$", COLORS["hidden"])
+    _box(ax, (0, ROW_Y), "$y_t$", COLORS["output"])
+    _arrow(ax, (0, ROW_X + half), (0, ROW_H - half), "$W_{ih}$", (-0.32, 0))
+    _arrow(ax, (0, ROW_H + half), (0, ROW_Y - half), "$W_y$", (-0.28, 0))
+    # The loop: out of h_t on the right, through the delay, back into h_t from below.
+    delay = (1.25, ROW_H)
+    _box(ax, delay, "delay", COLORS["delay"], width=0.7, height=0.4)
+    _arrow(ax, (BOX_WIDTH / 2, ROW_H + 0.12), (delay[0], ROW_H + 0.2),
+           connectionstyle="arc3,rad=-0.6")
+    _arrow(ax, (delay[0], ROW_H - 0.2), (BOX_WIDTH / 2, ROW_H - 0.12),
+           connectionstyle="arc3,rad=-0.6")
+    ax.text(delay[0] - 0.05, ROW_H + 0.6, "$h_t$", ha="center", va="center", fontsize=9,
+            color=COLORS["muted"])
+    ax.text(delay[0] - 0.05, ROW_H - 0.62, "$W_{hh}\\, h_{t-1}$", ha="center", va="center",
+            fontsize=9)
+    ax.set_xlim(-0.8, 1.8)
+    ax.set_ylim(ROW_X - 0.5, ROW_Y + 0.5)
+
+
+def _draw_unrolled(ax: Axes, steps: int) -> None:
+    """h_0 on the left, then one column (x_t, h_t, y_t) per step, same weights on each."""
+    half_w, half_h = BOX_WIDTH / 2, BOX_HEIGHT / 2
+    _box(ax, (0, ROW_H), "$h_0$", COLORS["hidden"])
+    for t in range(1, steps + 1):
+        x = t * STEP
+        _box(ax, (x, ROW_X), f"$x_{t}$", COLORS["input"])
+        _box(ax, (x, ROW_H), f"$h_{t}$", COLORS["hidden"])
+        _box(ax, (x, ROW_Y), f"$y_{t}$", COLORS["output"])
+        _arrow(ax, (x, ROW_X + half_h), (x, ROW_H - half_h), "$W_{ih}$", (-0.3, 0))
+        _arrow(ax, (x, ROW_H + half_h), (x, ROW_Y - half_h), "$W_y$", (-0.26, 0))
+        _arrow(ax, (x - STEP + half_w, ROW_H), (x - half_w, ROW_H), "$W_{hh}$", (0, 0.2))
+    ax.set_xlim(-0.6, steps * STEP + 0.6)
+    ax.set_ylim(ROW_X - 0.5, ROW_Y + 0.5)
+
+
+def draw_rnn_unrolled(steps: int = 4) -> Figure:
+    """The recurrent network folded (left) and unrolled over ``steps`` time steps (right).
+
+    Folded, the hidden state h_t feeds back into the next step through a delay. Unrolled,
+    the same loop becomes a chain h_0 -> h_1 -> ... -> h_T, and every step reuses the
+    same W_ih, W_hh and W_y.
+
+    Parameters
+    ----------
+    steps : int
+        T, the number of unrolled steps (1 to 8).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Two panels; the right one holds exactly ``steps`` labels ``$W_{hh}$``.
+    """
+    if not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= 8:
+        raise ValueError(f"steps must be an integer from 1 to 8, got {steps!r}")
+    width = min(8.0, 2.2 + 1.1 * (steps + 1))
+    fig, (folded, unrolled) = plt.subplots(
+        1, 2, figsize=(width, 2.6), gridspec_kw={"width_ratios": [2.6, STEP * steps + 1.2]},
+    )
+    for ax in (folded, unrolled):
+        _prepare_diagram_axes(ax)
+    _draw_folded(folded)
+    _draw_unrolled(unrolled, steps)
+    folded.set_title("folded")
+    unrolled.set_title(f"unrolled over T = {steps} steps")
+    return fig
+
+
+# --------------------------------------------------------------------------------------
+# Input and output patterns
+# --------------------------------------------------------------------------------------
+
+
+def draw_sequence_pattern(ax: Axes, inputs: Sequence[bool], outputs: Sequence[bool],
+                          title: str | None = None) -> None:
+    """Draw one unrolled network whose step t reads an input where ``inputs[t]`` is true
+    and emits an output where ``outputs[t]`` is true.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+        Where to draw (its axis is switched off).
+    inputs, outputs : sequence of bool
+        One flag per step; both of the same length T >= 1.
+    title : str, optional
+        Drawn above the diagram.
+    """
+    inputs, outputs = list(inputs), list(outputs)
+    if not inputs or len(inputs) != len(outputs):
+        raise ValueError(
+            f"inputs and outputs must be non-empty and of the same length, got lengths "
+            f"{len(inputs)} and {len(outputs)}"
+        )
+    _prepare_diagram_axes(ax)
+    half_w, half_h = BOX_WIDTH / 2, BOX_HEIGHT / 2
+    for t, (reads, emits) in enumerate(zip(inputs, outputs, strict=True)):
+        x = t * STEP
+        _box(ax, (x, ROW_H), "$h$", COLORS["hidden"])
+        if t > 0:
+            _arrow(ax, (x - STEP + half_w, ROW_H), (x - half_w, ROW_H))
+        if reads:
+            _box(ax, (x, ROW_X), "$x$", COLORS["input"])
+            _arrow(ax, (x, ROW_X + half_h), (x, ROW_H - half_h))
+        if emits:
+            _box(ax, (x, ROW_Y), "$y$", COLORS["output"])
+            _arrow(ax, (x, ROW_H + half_h), (x, ROW_Y - half_h))
+    ax.set_xlim(-0.6, (len(inputs) - 1) * STEP + 0.6)
+    ax.set_ylim(ROW_X - 0.5, ROW_Y + 0.5)
+    if title is not None:
+        ax.set_title(title)
+
+
+def draw_io_patterns(steps: int = 4) -> Figure:
+    """Three ways to use a recurrent network: one-to-many, many-to-one, many-to-many.
+
+    Parameters
+    ----------
+    steps : int
+        T, the number of steps drawn in each pattern (2 to 6).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Three panels, titled by the pattern they show.
+    """
+    if not isinstance(steps, int) or isinstance(steps, bool) or not 2 <= steps <= 6:
+        raise ValueError(f"steps must be an integer from 2 to 6, got {steps!r}")
+    patterns = {
+        "one-to-many": ([True] + [False] * (steps - 1), [True] * steps),
+        "many-to-one": ([True] * steps, [False] * (steps - 1) + [True]),
+        "many-to-many": ([True] * steps, [True] * steps),
+    }
+    fig, axes = plt.subplots(1, 3, figsize=(FIGSIZE[0] + 0.5, 1.9))
+    for ax, (name, (inputs, outputs)) in zip(axes, patterns.items(), strict=True):
+        draw_sequence_pattern(ax, inputs, outputs, title=name)
+    return fig

@@ -1,0 +1,94 @@
+"""The book's figure helpers: the style applies, the diagrams hold what they promise."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+import pytest
+from matplotlib.patches import FancyBboxPatch
+
+from throughtime.plotting import (
+    COLORS,
+    FIGSIZE,
+    draw_io_patterns,
+    draw_rnn_unrolled,
+    draw_sequence_pattern,
+    use_book_style,
+)
+
+
+def texts(ax) -> list[str]:
+    return [text.get_text() for text in ax.texts]
+
+
+def boxes(ax) -> list[FancyBboxPatch]:
+    return [patch for patch in ax.patches if isinstance(patch, FancyBboxPatch)]
+
+
+def test_use_book_style_sets_size_spines_and_colours():
+    with mpl.rc_context():
+        use_book_style()
+        assert tuple(mpl.rcParams["figure.figsize"]) == FIGSIZE
+        assert not mpl.rcParams["axes.spines.top"]
+        assert not mpl.rcParams["axes.spines.right"]
+        cycle = [entry["color"] for entry in mpl.rcParams["axes.prop_cycle"]]
+        assert cycle[0] == COLORS["input"]
+        assert len(set(cycle)) == len(cycle)
+
+
+@pytest.mark.parametrize("steps", [1, 4, 6])
+def test_unrolled_diagram_shares_the_same_weights_on_every_step(steps):
+    fig = draw_rnn_unrolled(steps)
+    folded, unrolled = fig.axes
+    labels = texts(unrolled)
+    # One input, one hidden state and one output per step, plus the initial state h_0.
+    assert len(boxes(unrolled)) == 3 * steps + 1
+    for name in ("$W_{ih}$", "$W_{hh}$", "$W_y$"):
+        assert labels.count(name) == steps, f"{name} should label every one of {steps} steps"
+    assert "$h_0$" in labels and f"$h_{steps}$" in labels
+    # Folded: x_t, h_t, y_t and the delay block, with the recurrent weight on the loop.
+    assert len(boxes(folded)) == 4
+    assert "delay" in texts(folded)
+    assert any("W_{hh}" in text for text in texts(folded))
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("steps", [0, 9, 2.0, True, "4"])
+def test_unrolled_diagram_rejects_bad_steps(steps):
+    with pytest.raises(ValueError, match="steps must be an integer from 1 to 8"):
+        draw_rnn_unrolled(steps)
+
+
+def test_sequence_pattern_draws_only_the_inputs_and_outputs_asked_for():
+    fig, ax = plt.subplots()
+    draw_sequence_pattern(ax, [True, False, False], [False, True, True], title="pattern")
+    labels = texts(ax)
+    assert labels.count("$h$") == 3
+    assert labels.count("$x$") == 1
+    assert labels.count("$y$") == 2
+    assert ax.get_title() == "pattern"
+    plt.close(fig)
+
+
+def test_sequence_pattern_rejects_mismatched_lengths():
+    fig, ax = plt.subplots()
+    with pytest.raises(ValueError, match="same length, got lengths 2 and 3"):
+        draw_sequence_pattern(ax, [True, True], [True, True, True])
+    with pytest.raises(ValueError, match="non-empty"):
+        draw_sequence_pattern(ax, [], [])
+    plt.close(fig)
+
+
+def test_io_patterns_show_the_three_shapes():
+    fig = draw_io_patterns(4)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["one-to-many", "many-to-one", "many-to-many"]
+    counts = [(texts(ax).count("$x$"), texts(ax).count("$y$")) for ax in fig.axes]
+    assert counts == [(1, 4), (4, 1), (4, 4)]
+    plt.close(fig)
+    with pytest.raises(ValueError, match="steps must be an integer from 2 to 6"):
+        draw_io_patterns(1)
