@@ -121,7 +121,6 @@ class ParsedPage:
 
     tags: list[Tag] = field(default_factory=list)
     ids: set[str] = field(default_factory=set)
-    text: str = ""
 
     def find(self, name: str, **attrs: str) -> list[Tag]:
         """Tags named ``name`` whose attributes contain ``attrs`` (``class_`` for ``class``:
@@ -143,13 +142,10 @@ class ParsedPage:
 
 
 class _Parser(HTMLParser):
-    VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source"}
-
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.page = ParsedPage()
         self._article_depth = 0  # > 0 inside <article>
-        self._text: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         attributes = {name: value or "" for name, value in attrs}
@@ -163,13 +159,6 @@ class _Parser(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if tag == "article" and self._article_depth:
             self._article_depth -= 1
-
-    def handle_data(self, data: str) -> None:
-        self._text.append(data)
-
-    def close(self) -> None:
-        super().close()
-        self.page.text = "".join(self._text)
 
 
 @functools.cache

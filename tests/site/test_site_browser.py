@@ -129,6 +129,7 @@ def test_dark_mode_keeps_figures_on_a_light_background(
                 break
             toggle.click()
         seen = browser_page.evaluate(FIGURE_BACKGROUNDS)
+        browser_page.locator("article.bd-article img").first.scroll_into_view_if_needed()
         browser_page.screenshot(path=str(SCREENSHOT_DIR / f"dark__{page.slug}.png"))
     finally:
         context.close()
