@@ -197,10 +197,18 @@ def new_page(browser: object, server: str) -> Callable[..., tuple[object, Visit,
 
 
 @pytest.fixture(scope="session")
-def visits(new_page: Callable, server: str) -> Callable[[Page], Visit]:
+def screenshot_dir() -> Path:
+    """_build/screenshots, emptied of an earlier run's pictures."""
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    for old in [*SCREENSHOT_DIR.glob("*.png"), *SCREENSHOT_DIR.glob("*.jpg")]:
+        old.unlink()
+    return SCREENSHOT_DIR
+
+
+@pytest.fixture(scope="session")
+def visits(new_page: Callable, server: str, screenshot_dir: Path) -> Callable[[Page], Visit]:
     """Load a page of the book in the browser once and report what happened (cached)."""
     cache: dict[str, Visit] = {}
-    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
 
     def visit(page: Page) -> Visit:
         if page.docname in cache:
@@ -218,8 +226,10 @@ def visits(new_page: Callable, server: str) -> Callable[[Page], Visit]:
             report.math_errors = seen["mathErrors"]
             report.raw_tex = raw_tex_in(seen["text"])
             report.widget_placeholders = seen["placeholders"]
-            report.screenshot = SCREENSHOT_DIR / f"{page.slug}.png"
-            browser_page.screenshot(path=str(report.screenshot), full_page=True)
+            # JPEG: a long chapter is tens of thousands of pixels tall, and JPEG saves it
+            # faster than PNG; the screenshots are for people to look at, not to compare.
+            report.screenshot = screenshot_dir / f"{page.slug}.jpg"
+            browser_page.screenshot(path=str(report.screenshot), full_page=True, quality=80)
         finally:
             context.close()
         cache[page.docname] = report

@@ -7,7 +7,7 @@ from pathlib import Path
 from urllib.parse import urljoin
 
 import pytest
-from site_support import SCREENSHOT_DIR, Page, Visit, parse_html, toc_pages
+from site_support import Page, Visit, parse_html, toc_pages
 
 LIGHT_LUMINANCE = 0.9  # a figure's background must be at least this light (white is 1)
 DARK_LUMINANCE = 0.3  # the page's background in dark mode must be darker than this
@@ -110,7 +110,7 @@ FIGURE_BACKGROUNDS = """
 
 
 def test_dark_mode_keeps_figures_on_a_light_background(
-    new_page: Callable, server: str, site_dir: Path
+    new_page: Callable, server: str, site_dir: Path, screenshot_dir: Path
 ) -> None:
     with_figures = [
         page
@@ -130,7 +130,7 @@ def test_dark_mode_keeps_figures_on_a_light_background(
             toggle.click()
         seen = browser_page.evaluate(FIGURE_BACKGROUNDS)
         browser_page.locator("article.bd-article img").first.scroll_into_view_if_needed()
-        browser_page.screenshot(path=str(SCREENSHOT_DIR / f"dark__{page.slug}.png"))
+        browser_page.screenshot(path=str(screenshot_dir / f"dark__{page.slug}.jpg"), quality=80)
     finally:
         context.close()
     assert seen["theme"] == "dark", "the theme toggle never switched to dark mode"
