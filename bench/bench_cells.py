@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import platform
 import statistics
 import time
@@ -39,11 +40,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-from torch import nn
-from torch.profiler import ProfilerActivity, profile
+# numpy's BLAS reads this when numpy is first imported (torch imports it). One thread suits
+# the numpy LSTM's small per-step products, and it is what ``make`` sets; an explicit
+# setting in the environment wins.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from throughtime import torch_cells
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+from torch.profiler import ProfilerActivity, profile  # noqa: E402
+
+from throughtime import torch_cells  # noqa: E402
 
 STEPS, BATCH, INPUT_SIZE, HIDDEN_SIZE = 100, 64, 8, 128
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -196,19 +202,24 @@ def main(argv: list[str] | None = None) -> dict:
     rounds = args.rounds or (3 if args.quick else 15)
     warmup = 1 if args.quick else 3
 
+    load_before = os.getloadavg()
     rows = build_rows(device)
     measure(rows, device, warmup, rounds)
+    load_after = os.getloadavg()
     text, records = table(rows)
     settings = (f"T={STEPS} B={BATCH} I={INPUT_SIZE} H={HIDDEN_SIZE} float32, device={device}, "
                 f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, "
                 f"{rounds} rounds after {warmup} warm-up; ratio = median / median of the "
-                "torch.nn row")
+                f"torch.nn row; numpy: OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}")
     print(settings)
     print(text)
     memory_note = ("peak memory: torch.profiler CPU allocator events" if device.type == "cpu"
                    else "peak memory: torch.cuda.max_memory_allocated")
     print(f"{memory_note}; numpy: tracemalloc")
-    result = {"settings": settings, "memory": memory_note, "rows": records,
+    load = (f"1-minute load average {load_before[0]:.1f} before, {load_after[0]:.1f} after, "
+            f"on {os.cpu_count()} CPUs (other processes slow the timings)")
+    print(load)
+    result = {"settings": settings, "memory": memory_note, "load": load, "rows": records,
               "machine": platform.platform(), "processor": platform.processor(),
               "date": datetime.datetime.now(datetime.timezone.utc).isoformat()}
     RESULTS.mkdir(exist_ok=True)

@@ -7,6 +7,7 @@ with the other implementation of the same layer, or with finite differences
 
 from __future__ import annotations
 
+import random
 import re
 
 import pytest
@@ -19,15 +20,18 @@ DTYPE = torch.float64
 FORWARD_TOLERANCE = 1e-10
 GRADIENT_TOLERANCE = 1e-9
 
-# (T, B, I, H): the edge cases of size one on every axis, then a few ordinary shapes.
+# (T, B, I, H): the edge cases of size one on every axis, then random shapes (seeded).
+_shape_generator = random.Random(2024)
 SHAPES = [
     (1, 1, 1, 1),
     (1, 3, 2, 4),
     (5, 1, 3, 2),
     (4, 2, 1, 3),
     (6, 3, 4, 1),
-    (3, 4, 5, 6),
-    (9, 5, 3, 7),
+] + [
+    (_shape_generator.randint(1, 12), _shape_generator.randint(1, 6),
+     _shape_generator.randint(1, 7), _shape_generator.randint(1, 9))
+    for _ in range(5)
 ]
 # Layers: torch.nn class, our class, extra constructor arguments.
 LAYERS = {
