@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from throughtime import numpy_cells as nc
 from throughtime.gradients import (
     clip_by_norm,

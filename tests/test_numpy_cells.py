@@ -13,6 +13,7 @@ import zlib
 import numpy as np
 import pytest
 import torch
+
 from throughtime import numpy_cells as nc
 from throughtime.gradients import numeric_gradient, rel_error
 
