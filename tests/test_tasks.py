@@ -14,6 +14,7 @@ import math
 import numpy as np
 import pytest
 import torch
+
 from throughtime.tasks import (
     AGREEMENT_VOCABULARY,
     COPY_BLANK,

@@ -378,8 +378,10 @@ def gradient_norm_small_multiples(scales: Sequence[float] = (0.5, 1.0, 2.0, 4.0)
             curve = gradient_norm_curve(scale, activation, T, input_scale=input_scale,
                                         **curve_options)
             draw_gradient_norm_curve(ax, curve, title=False)
-            ax.text(0.03, 0.04, f"rate {curve.measured_rate:+.2f}\nbound {curve.bound_rate:+.2f}",
-                    transform=ax.transAxes, fontsize=7, va="bottom")
+            ax.text(0.04, 0.05, f"rate {curve.measured_rate:+.2f}\nbound {curve.bound_rate:+.2f}",
+                    transform=ax.transAxes, fontsize=6.5, va="bottom",
+                    bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "alpha": 0.85,
+                          "edgecolor": "none"})
             ax.set_xlabel("$T - t$" if row == len(activations) - 1 else "")
             ax.set_ylabel(activation if column == 0 else "")
             if row == 0:
@@ -407,7 +409,8 @@ def gradient_norm_explorer(T: int = 60, scale: float = 1.0, activation: str = "t
 
     controls = {
         "scale": widgets.FloatSlider(value=scale, min=0.25, max=8.0, step=0.25,
-                                     description="σ_max(W_hh)", continuous_update=False),
+                                     description="σ_max(W_hh)", continuous_update=False,
+                                     style={"description_width": "initial"}),
         "activation": widgets.Dropdown(options=list(DERIVATIVE_BOUNDS), value=activation,
                                        description="activation"),
         "T": widgets.IntSlider(value=T, min=10, max=200, step=10, description="T",
