@@ -11,8 +11,10 @@ JOBS   ?= 2
 # Kernels and Jupyter data come from the virtualenv, not from ~/.local.
 export JUPYTER_PREFER_ENV_PATH := 1
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
-# Small matrices run faster on one BLAS thread, and two test workers share two cores.
+# The book's models are small: one thread each is faster than two fighting over two cores
+# (and two test workers run at once). bench/ sets its own thread count.
 export OPENBLAS_NUM_THREADS := 1
+export OMP_NUM_THREADS := 1
 
 .PHONY: install book test test-lib test-notebooks test-site lint lab bench retarget clean distclean
 
@@ -43,10 +45,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check lib tests bench scripts chapters
 
 test-lib: $(STAMP)
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests --ignore=tests/site -n $(JOBS)
+	$(BIN)/python -m pytest tests --ignore=tests/site -n $(JOBS)
 
 test-notebooks: $(STAMP)
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest --nbval-lax -n $(JOBS) --dist loadfile -p no:cacheprovider chapters
+	$(BIN)/python -m pytest --nbval-lax -n $(JOBS) --dist loadfile -p no:cacheprovider chapters
 
 test-site: $(STAMP)
 	$(BIN)/python -m pytest tests/site
