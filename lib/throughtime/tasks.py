@@ -438,3 +438,104 @@ def decode_agreement(tokens: Any) -> list[str]:
         raise ValueError(f"tokens must be ids in 0 .. {size - 1}, got values "
                          f"from {ids.min()} to {ids.max()}")
     return [AGREEMENT_VOCABULARY.words[i] for i in ids]
+
+
+# --------------------------------------------------------------------------------------
+# Counting: the language a^n b^n
+# --------------------------------------------------------------------------------------
+
+ANBN_SYMBOLS = ("a", "b", "$")
+"""The token ids of ``anbn``: 0 is a, 1 is b, 2 is the end mark $ (which also pads)."""
+ANBN_A, ANBN_B, ANBN_END = 0, 1, 2
+
+
+def anbn(n: Any, *, length: int | None = None,
+         as_torch: bool = False) -> tuple[Any, Any, Any]:
+    """Strings a^n b^n with next-symbol targets: a test of counting (Weiss et al. 2018).
+
+    String k reads n_k a's, then n_k b's, then the end mark $, which also fills the rest of
+    the ``length`` steps. At step t the network has read ``tokens[0..t]`` and predicts the
+    next symbol, ``targets[t] = tokens[t + 1]``: $ after the last b. While it reads the a's
+    the next symbol may be a or b whatever it has understood, so those steps have no
+    target; while it reads the b's the next symbol is determined, b until n b's have been
+    read and $ after that. ``mask`` marks these determined steps, t = n_k .. 2 n_k - 1. A
+    string is *recognised* when every masked prediction is right, which needs the count
+    n_k: finite-precision LSTMs can keep it in a cell state, GRUs cannot (Weiss, Goldberg
+    and Yahav 2018)::
+
+        n = 2    step:    0  1  2  3  4  5
+                 token:   a  a  b  b  $  $
+                 target:  a  b  b  $  $  $
+                 mask:    .  .  x  x  .  .
+
+    Parameters
+    ----------
+    n : int or 1-D sequence of int
+        The count of each string, every one at least 1.
+    length : int, optional
+        T, at least 2 max(n); 2 max(n) by default (the longest string without its $).
+    as_torch : bool
+        Return torch tensors instead of numpy arrays.
+
+    Returns
+    -------
+    tokens : ndarray or Tensor of int64, shape (T, B)
+        Symbol ids (``ANBN_SYMBOLS``), time-major.
+    targets : ndarray or Tensor of int64, shape (T, B)
+        The next symbol at every step.
+    mask : ndarray or Tensor of bool, shape (T, B)
+        True where the next symbol is determined by what has been read.
+    """
+    counts = np.atleast_1d(np.asarray(n))
+    if counts.ndim != 1 or counts.size == 0 or not np.issubdtype(counts.dtype, np.integer):
+        raise ValueError(f"n must be a positive integer or a non-empty 1-D sequence of them, "
+                         f"got {describe(n)}")
+    if counts.min() < 1:
+        raise ValueError(f"n must be at least 1 for every string, got a smallest n of "
+                         f"{counts.min()}")
+    longest = 2 * int(counts.max())
+    length = longest if length is None else check_int("length", length, minimum=1)
+    if length < longest:
+        raise ValueError(f"length must be at least 2 max(n) = {longest} so that every string "
+                         f"fits, got {length}")
+    steps = np.arange(length + 1)[:, None]
+    symbols = np.where(steps < counts, ANBN_A, np.where(steps < 2 * counts, ANBN_B, ANBN_END))
+    tokens, targets = symbols[:-1].astype(np.int64), symbols[1:].astype(np.int64)
+    mask = (steps[:-1] >= counts) & (steps[:-1] < 2 * counts)
+    return _to_output((tokens, targets, mask), as_torch)
+
+
+def anbn_batch(batch_size: int, rng: np.random.Generator | int, *, max_n: int,
+               min_n: int = 1, length: int | None = None,
+               as_torch: bool = False) -> tuple[Any, Any, Any, Any]:
+    """A batch of ``anbn`` strings with n drawn uniformly from ``min_n`` .. ``max_n``.
+
+    Parameters
+    ----------
+    batch_size : int
+        B, at least 1.
+    rng : numpy.random.Generator or int
+    max_n, min_n : int
+        The range of n, 1 <= min_n <= max_n.
+    length : int, optional
+        T, at least 2 ``max_n``; 2 ``max_n`` by default, so every batch has the same shape.
+    as_torch : bool
+
+    Returns
+    -------
+    tokens, targets, mask
+        As ``anbn`` returns them, shape (T, B).
+    n : ndarray or Tensor of int64, shape (B,)
+        The count of each string.
+    """
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    min_n = check_int("min_n", min_n, minimum=1)
+    max_n = check_int("max_n", max_n, minimum=min_n)
+    length = 2 * max_n if length is None else check_int("length", length, minimum=2 * max_n)
+    rng = _generator(rng)
+    counts = rng.integers(min_n, max_n + 1, size=batch_size).astype(np.int64)
+    tokens, targets, mask = anbn(counts, length=length)
+    return _to_output((tokens, targets, mask, counts), as_torch)
+
+
+__all__ += ["ANBN_SYMBOLS", "ANBN_A", "ANBN_B", "ANBN_END", "anbn", "anbn_batch"]
