@@ -53,9 +53,12 @@ def toc_docnames(book_dir: Path) -> list[str]:
     names: list[str] = []
 
     def visit(docname: str) -> None:
-        if docname in names:
+        name = docname
+        for suffix in SOURCE_SUFFIXES:  # `file: intro.md` names the page `intro`
+            name = name.removesuffix(suffix)
+        if name in names:
             return
-        names.append(docname)
+        names.append(name)
         if docname not in site_map:  # found by a glob: a leaf page
             return
         for subtree in site_map[docname].subtrees:
