@@ -85,6 +85,24 @@ ipywidgets.VBox([ipywidgets.HBox([slider, steps, choice, toggle]), output])
 steps.value = 5
 assert seen and seen[-1] == (0.5, 5, "lstm", True), seen
 
+# Every explorer of the book (a public function named *_explorer) builds with its defaults:
+# this is what a reader runs in Colab. Building draws the first figure; nothing is clicked.
+import inspect
+
+explorers = []
+for name in modules:
+    module = sys.modules[name]
+    for attribute, function in vars(module).items():
+        if (
+            attribute.endswith("_explorer")
+            and inspect.isfunction(function)
+            and function.__module__ == name
+        ):
+            widget = function()
+            assert isinstance(widget, ipywidgets.Widget), f"{{name}}.{{attribute}}: {{widget!r}}"
+            explorers.append(attribute)
+plt.close("all")
+
 figure, axes = plt.subplots()
 axes.plot([0, 1], [1, 0])
 figure.canvas.draw()
@@ -93,7 +111,8 @@ plt.close(figure)
 print(
     f"colab-like check passed: Python {{sys.version.split()[0]}}, torch {{torch.__version__}}, "
     f"ipywidgets {{ipywidgets.__version__}}, device {{device}}, "
-    f"{{len(modules)}} modules imported: {{', '.join(modules)}}"
+    f"{{len(modules)}} modules imported: {{', '.join(modules)}}; "
+    f"explorers built: {{', '.join(explorers) or 'none'}}"
 )
 """
 
