@@ -1,0 +1,456 @@
+"""Train a tanh RNN, an LSTM or a GRU on a long-range task and measure it.
+
+The chapters that compare recurrent networks (the LSTM, the GRU, choosing between them)
+run the same experiment with different models: a ``torch.nn`` recurrent layer reads a
+sequence, a linear read-out of its last state answers, Adam trains it on fresh batches with
+the gradient clipped by its global norm, and a fixed test set is scored every few steps.
+``train_on_task`` is that experiment, so that every chapter measures with the same code and
+the same settings.
+
+- ``SequenceModel``: optional embedding, ``torch.nn.RNN`` / ``LSTM`` / ``GRU``, linear
+  read-out of h_T. ``make_model`` builds it for a task (and sets the LSTM's forget bias).
+- ``agreement_batch``: number agreement with distractor nouns of random number, so that
+  no short-range shortcut predicts the label.
+- ``train_on_task``: one run (one model, one seed); ``RunResult`` holds the test curve, the
+  step at which the task counted as solved, and the trained model.
+- ``run_seeds`` and ``summarize``: several kinds and seeds, and their mean and spread.
+
+Tasks (``throughtime.tasks``):
+
+``"adding"``
+    Le et al.'s adding problem with T = ``length`` steps; mean squared error; solved when
+    the test MSE is at most ``solved_mse`` (the no-memory baseline is 1/6).
+``"agreement"``
+    ``agreement_batch`` with ``distance`` = ``length`` and ``distractors`` nouns; cross
+    entropy; solved when the test accuracy is at least ``solved_accuracy`` (chance: 0.5).
+
+Seeds: ``torch.manual_seed(seed)`` sets the initial weights; the training batches come from
+``numpy.random.default_rng([seed, 1])``, so two kinds with the same seed see the same
+batches; the test set comes from ``test_seed`` and is the same for every kind and seed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._validate import check_choice, check_int, check_real, describe
+from .tasks import AGREEMENT_VOCABULARY, _generator, adding_problem, agreement_task
+from .training import choose_device, fit
+
+__all__ = [
+    "KINDS",
+    "TASKS",
+    "SequenceModel",
+    "make_model",
+    "agreement_batch",
+    "RunResult",
+    "train_on_task",
+    "run_seeds",
+    "summarize",
+]
+
+KINDS = ("rnn", "lstm", "gru")
+"""The recurrent layers (``torch.nn.RNN`` with tanh, ``torch.nn.LSTM``, ``torch.nn.GRU``)."""
+
+TASKS = ("adding", "agreement")
+"""The tasks ``train_on_task`` knows."""
+
+_LAYERS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+
+
+# --------------------------------------------------------------------------------------
+# The model
+# --------------------------------------------------------------------------------------
+
+
+class SequenceModel(nn.Module):
+    """A recurrent layer and a linear read-out of its last state.
+
+    inputs (T, B, I) floats, or (T, B) token ids with ``vocabulary_size``
+    -> [``nn.Embedding``] -> ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` (time-major)
+    -> h_T (B, H) -> ``nn.Linear`` -> outputs (B, ``output_size``).
+
+    Parameters
+    ----------
+    kind : {"rnn", "lstm", "gru"}
+    input_size : int
+        Features per step, I (the embedding size when ``vocabulary_size`` is given).
+    hidden_size : int
+        The hidden size H.
+    output_size : int
+        Outputs of the read-out.
+    vocabulary_size : int, optional
+        Read token ids through an embedding of this many rows.
+
+    Attributes
+    ----------
+    recurrent : torch.nn.RNN, torch.nn.LSTM or torch.nn.GRU
+        The recurrent layer (one layer, time-major), whose weights ``numpy_cells``
+        ``params_from_torch`` reads.
+    readout : torch.nn.Linear
+    embedding : torch.nn.Embedding or None
+    """
+
+    def __init__(self, kind: str, input_size: int, hidden_size: int, output_size: int, *,
+                 vocabulary_size: int | None = None) -> None:
+        super().__init__()
+        check_choice("kind", kind, KINDS)
+        input_size = check_int("input_size", input_size, minimum=1)
+        hidden_size = check_int("hidden_size", hidden_size, minimum=1)
+        output_size = check_int("output_size", output_size, minimum=1)
+        self.kind = kind
+        self.embedding = None
+        if vocabulary_size is not None:
+            vocabulary_size = check_int("vocabulary_size", vocabulary_size, minimum=1)
+            self.embedding = nn.Embedding(vocabulary_size, input_size)
+        self.recurrent = _LAYERS[kind](input_size, hidden_size)
+        self.readout = nn.Linear(hidden_size, output_size)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """(T, B, I) inputs, or (T, B) token ids -> (B, output_size)."""
+        if self.embedding is not None:
+            inputs = self.embedding(inputs)
+        states, _ = self.recurrent(inputs)
+        return self.readout(states[-1])
+
+
+def make_model(kind: str, task: str, hidden_size: int = 32, *, forget_bias: float | None = 1.0,
+               embedding_size: int = 16) -> SequenceModel:
+    """The model ``train_on_task`` trains, with PyTorch's default initialisation.
+
+    Parameters
+    ----------
+    kind : {"rnn", "lstm", "gru"}
+    task : {"adding", "agreement"}
+        ``"adding"``: I = 2 inputs (value, marker), one output. ``"agreement"``: token ids
+        through an embedding of ``embedding_size``, two outputs (logits of singular and
+        plural).
+    hidden_size : int
+        The hidden size H.
+    forget_bias : float or None
+        For the LSTM, the effective forget-gate bias b_if + b_hf
+        (``lstm_tools.set_forget_bias``); 1.0 as Jozefowicz et al. 2015 recommend. ``None``
+        keeps PyTorch's initialisation. Ignored for the other kinds.
+    embedding_size : int
+        Embedding size for the agreement task.
+
+    Returns
+    -------
+    SequenceModel
+    """
+    check_choice("task", task, TASKS)
+    if task == "adding":
+        model = SequenceModel(kind, 2, hidden_size, 1)
+    else:
+        model = SequenceModel(kind, embedding_size, hidden_size, 2,
+                              vocabulary_size=AGREEMENT_VOCABULARY.size)
+    if kind == "lstm" and forget_bias is not None:
+        from .lstm_tools import set_forget_bias
+
+        set_forget_bias(model.recurrent, forget_bias)
+    return model
+
+
+# --------------------------------------------------------------------------------------
+# Number agreement without a shortcut
+# --------------------------------------------------------------------------------------
+
+
+def agreement_batch(distance: int, batch_size: int, rng: np.random.Generator | int, *,
+                    distractors: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Number agreement with distractor nouns whose number is random.
+
+    ``tasks.agreement_task`` puts nouns of the *opposite* number between the subject and
+    the verb, so "the opposite of the last noun" is always right, a shortcut that needs no
+    long memory. Here each of those nouns keeps the opposite number or takes the subject's
+    number with probability 1/2, independently: the nouns in between say nothing about the
+    label, and only the subject, ``distance + 1`` steps before the end, does.
+
+    Parameters
+    ----------
+    distance : int
+        Tokens between the subject and the query token.
+    batch_size : int
+    rng : numpy.random.Generator or int
+    distractors : int, optional
+        Nouns among the ``distance`` tokens; ``distance // 2`` by default.
+
+    Returns
+    -------
+    tokens : Tensor of int64, shape (distance + 2, B)
+    labels : Tensor of int64, shape (B,)
+        0 for a singular subject, 1 for a plural one.
+    """
+    distance = check_int("distance", distance, minimum=0)
+    if distractors is None:
+        distractors = distance // 2
+    rng = _generator(rng)
+    tokens, labels = agreement_task(distance, batch_size, rng, attractors=distractors)
+    vocabulary = AGREEMENT_VOCABULARY
+    other_number = np.arange(vocabulary.size)
+    other_number[list(vocabulary.singular)] = vocabulary.plural
+    other_number[list(vocabulary.plural)] = vocabulary.singular
+    middle = tokens[1:-1]  # a view into tokens
+    nouns = np.isin(middle, vocabulary.singular + vocabulary.plural)
+    flip = nouns & (rng.random(middle.shape) < 0.5)
+    middle[flip] = other_number[middle[flip]]
+    return torch.from_numpy(tokens), torch.from_numpy(labels)
+
+
+# --------------------------------------------------------------------------------------
+# One run
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunResult:
+    """One training run of ``train_on_task``.
+
+    Attributes
+    ----------
+    kind, task : str
+    seed : int
+    settings : dict
+        Every setting of the run (length, hidden_size, lr, ...).
+    steps : list of int
+        Optimiser steps after which the test set was scored.
+    metric : list of float
+        The test metric at those steps: MSE (adding) or accuracy (agreement).
+    solved_at : int or None
+        The first of ``steps`` at which the task counted as solved, or ``None``.
+    parameters : int
+        Number of parameters of the recurrent layer alone (no embedding, no read-out).
+    seconds : float
+        CPU time of the run (``time.process_time``), evaluation included.
+    model : SequenceModel
+        The trained model, on the CPU, in eval mode.
+    """
+
+    kind: str
+    task: str
+    seed: int
+    settings: dict[str, Any]
+    steps: list[int] = field(default_factory=list)
+    metric: list[float] = field(default_factory=list)
+    solved_at: int | None = None
+    parameters: int = 0
+    seconds: float = 0.0
+    model: SequenceModel | None = None
+
+    @property
+    def final(self) -> float:
+        """The last test metric measured."""
+        return self.metric[-1]
+
+    @property
+    def solved(self) -> bool:
+        """Whether the run reached the task's criterion."""
+        return self.solved_at is not None
+
+
+def _test_metric(model: nn.Module, task: str, test: tuple[torch.Tensor, torch.Tensor],
+                 device: torch.device) -> float:
+    inputs, targets = test
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        outputs = model(inputs.to(device)).cpu()
+    model.train(was_training)
+    if task == "adding":
+        return float(((outputs - targets) ** 2).mean())
+    return float((outputs.argmax(dim=1) == targets).float().mean())
+
+
+def train_on_task(kind: str, task: str, *, length: int, seed: int = 0, hidden_size: int = 32,
+                  steps: int = 300, batch_size: int = 64, lr: float = 0.02,
+                  max_norm: float = 1.0, forget_bias: float | None = 1.0,
+                  min_length: int | None = None, distractors: int | None = None,
+                  evaluate_every: int = 25,
+                  test_size: int = 512, test_seed: int = 12345, solved_mse: float = 0.01,
+                  solved_accuracy: float = 0.99, stop_when_solved: bool = True,
+                  device: Any = None) -> RunResult:
+    """Train one model on one task from one seed, scoring a fixed test set as it goes.
+
+    Each step draws a fresh batch, and ``training.fit`` takes an Adam step on the loss
+    (MSE for the adding problem, cross entropy for agreement) with the gradient clipped to
+    global norm ``max_norm``. Every ``evaluate_every`` steps the test set is scored; with
+    ``stop_when_solved`` the run ends at the first score that meets the criterion.
+
+    Parameters
+    ----------
+    kind : {"rnn", "lstm", "gru"}
+    task : {"adding", "agreement"}
+    length : int
+        T for the adding problem; the subject-verb distance for agreement. The test set
+        uses this length.
+    seed : int
+        Initial weights (``torch.manual_seed``) and training batches.
+    hidden_size : int
+        H, the same for every kind (so the parameter counts differ: 1 : 4 : 3).
+    steps : int
+        Most optimiser steps.
+    batch_size : int
+    lr : float
+        Adam's learning rate.
+    max_norm : float
+        Clip the gradient to this global norm.
+    forget_bias : float or None
+        The LSTM's effective forget-gate bias (see ``make_model``).
+    min_length : int, optional
+        Agreement only: each training batch gets a distance drawn uniformly from
+        ``min_length`` .. ``length`` (short sequences make the task easier to start
+        learning); ``None`` trains at ``length`` only.
+    distractors : int, optional
+        Agreement only: nouns between subject and verb (``agreement_batch``); ``None``
+        means half of the distance.
+    evaluate_every : int
+        Steps between two scorings of the test set.
+    test_size : int
+        Sequences in the test set.
+    test_seed : int
+        Seed of the test set.
+    solved_mse, solved_accuracy : float
+        The criteria: test MSE at most ``solved_mse`` (adding), test accuracy at least
+        ``solved_accuracy`` (agreement).
+    stop_when_solved : bool
+        End the run when the criterion is met.
+    device : str or torch.device, optional
+        Where to train; ``training.choose_device()`` (a GPU when present) by default.
+
+    Returns
+    -------
+    RunResult
+    """
+    check_choice("kind", kind, KINDS)
+    check_choice("task", task, TASKS)
+    length = check_int("length", length, minimum=2 if task == "adding" else 0)
+    seed = check_int("seed", seed, minimum=0)
+    steps = check_int("steps", steps, minimum=1)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    evaluate_every = check_int("evaluate_every", evaluate_every, minimum=1)
+    test_size = check_int("test_size", test_size, minimum=1)
+    test_seed = check_int("test_seed", test_seed, minimum=0)
+    lr = check_real("lr", lr, positive=True)
+    max_norm = check_real("max_norm", max_norm, positive=True)
+    solved_mse = check_real("solved_mse", solved_mse, positive=True)
+    solved_accuracy = check_real("solved_accuracy", solved_accuracy)
+    if not isinstance(stop_when_solved, bool):
+        raise TypeError(f"stop_when_solved must be True or False, got {describe(stop_when_solved)}")
+    if task == "adding" and (distractors is not None or min_length is not None):
+        raise ValueError(f"distractors and min_length apply to task='agreement' only, got "
+                         f"distractors={distractors}, min_length={min_length}")
+    if min_length is not None:
+        min_length = check_int("min_length", min_length, minimum=0)
+        if min_length > length:
+            raise ValueError(f"min_length must be at most length={length}, got {min_length}")
+    device = choose_device() if device is None else torch.device(device)
+    settings = {"length": length, "hidden_size": hidden_size, "steps": steps,
+                "batch_size": batch_size, "lr": lr, "max_norm": max_norm,
+                "forget_bias": forget_bias, "min_length": min_length,
+                "distractors": distractors,
+                "evaluate_every": evaluate_every, "test_size": test_size,
+                "test_seed": test_seed}
+
+    def batch(size: int, rng: np.random.Generator,
+              training: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        if task == "adding":
+            return adding_problem(length, size, rng, as_torch=True)
+        distance = length
+        if training and min_length is not None:
+            distance = int(rng.integers(min_length, length + 1))
+        return agreement_batch(distance, size, rng, distractors=distractors)
+
+    start = time.process_time()
+    torch.manual_seed(seed)
+    model = make_model(kind, task, hidden_size, forget_bias=forget_bias).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    loss_fn = nn.MSELoss() if task == "adding" else nn.CrossEntropyLoss()
+    test = batch(test_size, np.random.default_rng(test_seed), training=False)
+    rng = np.random.default_rng([seed, 1])
+    result = RunResult(kind=kind, task=task, seed=seed, settings=settings,
+                       parameters=sum(p.numel() for p in model.recurrent.parameters()))
+    done = 0
+    while done < steps:
+        count = min(evaluate_every, steps - done)
+        batches = [batch(batch_size, rng) for _ in range(count)]
+        fit(model, batches, loss_fn=loss_fn, optimizer=optimizer, epochs=1,
+            max_norm=max_norm, batch_dim=(1, 0), progress=False, seed=seed)
+        done += count
+        score = _test_metric(model, task, test, device)
+        result.steps.append(done)
+        result.metric.append(score)
+        met = score <= solved_mse if task == "adding" else score >= solved_accuracy
+        if met and result.solved_at is None:
+            result.solved_at = done
+            if stop_when_solved:
+                break
+    result.model = model.cpu().eval()
+    result.seconds = time.process_time() - start
+    return result
+
+
+# --------------------------------------------------------------------------------------
+# Several kinds and seeds
+# --------------------------------------------------------------------------------------
+
+
+def run_seeds(kinds: Iterable[str], seeds: Iterable[int], task: str,
+              **settings: Any) -> dict[tuple[str, int], RunResult]:
+    """``train_on_task`` for every kind and every seed with the same settings.
+
+    Returns
+    -------
+    dict
+        ``results[kind, seed]`` is a ``RunResult``.
+    """
+    kinds, seeds = list(kinds), list(seeds)
+    if not kinds or not seeds:
+        raise ValueError(f"kinds and seeds must not be empty, got kinds={kinds}, seeds={seeds}")
+    return {(kind, seed): train_on_task(kind, task, seed=seed, **settings)
+            for kind in kinds for seed in seeds}
+
+
+def summarize(results: Mapping[tuple[str, int], RunResult] | Sequence[RunResult]
+              ) -> dict[str, dict[str, Any]]:
+    """Per kind: how many seeds solved the task, in how many steps, and the final metric.
+
+    Parameters
+    ----------
+    results : dict or sequence of RunResult
+        From ``run_seeds`` (or a list of ``train_on_task`` results).
+
+    Returns
+    -------
+    dict
+        ``summary[kind]`` has ``"runs"``, ``"solved"`` (count), ``"solved_at"`` (list,
+        ``None`` for unsolved seeds), ``"steps_mean"``, ``"steps_min"``, ``"steps_max"``
+        (over the solved seeds; NaN when none solved), ``"final"`` (list of final metrics),
+        ``"final_mean"`` and ``"final_std"`` (population standard deviation).
+    """
+    runs = list(results.values()) if isinstance(results, Mapping) else list(results)
+    if not runs or not all(isinstance(run, RunResult) for run in runs):
+        raise TypeError(f"results must hold RunResult objects, got {describe(results)}")
+    summary: dict[str, dict[str, Any]] = {}
+    for kind in dict.fromkeys(run.kind for run in runs):
+        mine = [run for run in runs if run.kind == kind]
+        solved = [run.solved_at for run in mine if run.solved_at is not None]
+        finals = np.array([run.final for run in mine])
+        summary[kind] = {
+            "runs": len(mine),
+            "solved": len(solved),
+            "solved_at": [run.solved_at for run in mine],
+            "steps_mean": float(np.mean(solved)) if solved else float("nan"),
+            "steps_min": float(min(solved)) if solved else float("nan"),
+            "steps_max": float(max(solved)) if solved else float("nan"),
+            "final": finals.tolist(),
+            "final_mean": float(finals.mean()),
+            "final_std": float(finals.std()),
+        }
+    return summary

@@ -1,0 +1,231 @@
+"""experiments: the shared training runs, against hand-written loops and exact counts."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from throughtime.experiments import (
+    KINDS,
+    RunResult,
+    SequenceModel,
+    agreement_batch,
+    make_model,
+    run_seeds,
+    summarize,
+    train_on_task,
+)
+from throughtime.lstm_tools import effective_forget_bias
+from throughtime.tasks import AGREEMENT_VOCABULARY, adding_problem, agreement_task
+
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+SINGULAR = set(AGREEMENT_VOCABULARY.singular)
+PLURAL = set(AGREEMENT_VOCABULARY.plural)
+
+
+# --------------------------------------------------------------------------------------
+# Models
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_models_have_the_right_shapes_and_parameter_counts(kind):
+    adder = make_model(kind, "adding", hidden_size=5)
+    assert adder(torch.randn(7, 3, 2)).shape == (3, 1)
+    reader = make_model(kind, "agreement", hidden_size=5, embedding_size=4)
+    tokens = torch.randint(0, AGREEMENT_VOCABULARY.size, (6, 3))
+    assert reader(tokens).shape == (3, 2)
+    H, I = 5, 2
+    count = sum(p.numel() for p in adder.recurrent.parameters())
+    assert count == GATES[kind] * (H * I + H * H + 2 * H)
+    assert isinstance(adder.recurrent, {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[kind])
+
+
+def test_model_reads_out_the_last_state():
+    torch.manual_seed(0)
+    model = SequenceModel("gru", 2, 4, 1)
+    inputs = torch.randn(5, 3, 2)
+    states, _ = model.recurrent(inputs)
+    torch.testing.assert_close(model(inputs), model.readout(states[-1]))
+
+
+def test_lstm_forget_bias_is_set_or_left_alone():
+    model = make_model("lstm", "adding", hidden_size=6)
+    torch.testing.assert_close(effective_forget_bias(model.recurrent), torch.ones(6))
+    torch.manual_seed(3)
+    untouched = make_model("lstm", "adding", hidden_size=6, forget_bias=None)
+    torch.manual_seed(3)
+    reference = nn.LSTM(2, 6)
+    torch.testing.assert_close(untouched.recurrent.bias_ih_l0, reference.bias_ih_l0)
+
+
+# --------------------------------------------------------------------------------------
+# Agreement without a shortcut
+# --------------------------------------------------------------------------------------
+
+
+def _number(token: int) -> int | None:
+    return 0 if token in SINGULAR else 1 if token in PLURAL else None
+
+
+def test_agreement_batch_changes_only_the_number_of_middle_nouns():
+    tokens, labels = agreement_batch(12, 400, np.random.default_rng(5), distractors=4)
+    original, original_labels = agreement_task(12, 400, np.random.default_rng(5), attractors=4)
+    np.testing.assert_array_equal(labels.numpy(), original_labels)
+    changed = tokens.numpy() != original
+    assert not changed[0].any() and not changed[-1].any()
+    n = len(AGREEMENT_VOCABULARY.singular)
+    # A changed token is the same noun in the other number: ids differ by exactly n.
+    np.testing.assert_array_equal(np.abs(tokens.numpy()[changed] - original[changed]), n)
+    assert tokens.dtype == torch.int64 and tokens.shape == (14, 400)
+
+
+def test_agreement_batch_middle_nouns_say_nothing_about_the_label():
+    tokens, labels = agreement_batch(10, 4000, 11)
+    tokens, labels = tokens.numpy(), labels.numpy()
+    same, total, last_noun_right = 0, 0, 0
+    for b in range(tokens.shape[1]):
+        numbers = [_number(t) for t in tokens[1:-1, b]]
+        numbers = [k for k in numbers if k is not None]
+        assert len(numbers) == 5  # distance // 2 distractors
+        same += sum(k == labels[b] for k in numbers)
+        total += len(numbers)
+        last_noun_right += numbers[-1] == labels[b]
+        assert _number(tokens[0, b]) == labels[b]
+    assert abs(same / total - 0.5) < 0.02
+    assert abs(last_noun_right / tokens.shape[1] - 0.5) < 0.03
+
+
+# --------------------------------------------------------------------------------------
+# One run
+# --------------------------------------------------------------------------------------
+
+
+def hand_written_adding_run(kind, seed, length, steps, lr, max_norm, batch_size, test_size,
+                            test_seed, hidden_size):
+    """The adding experiment written out: Adam, clipping by global norm, fresh batches."""
+    torch.manual_seed(seed)
+    rnn = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[kind](2, hidden_size)
+    if kind == "lstm":
+        with torch.no_grad():
+            rnn.bias_ih_l0[hidden_size:2 * hidden_size] = 1.0
+            rnn.bias_hh_l0[hidden_size:2 * hidden_size] = 0.0
+    readout = nn.Linear(hidden_size, 1)
+    parameters = list(rnn.parameters()) + list(readout.parameters())
+    optimizer = torch.optim.Adam(parameters, lr=lr)
+    test_x, test_y = adding_problem(length, test_size, np.random.default_rng(test_seed),
+                                    as_torch=True)
+    rng = np.random.default_rng([seed, 1])
+    for _ in range(steps):
+        x, y = adding_problem(length, batch_size, rng, as_torch=True)
+        optimizer.zero_grad()
+        loss = ((readout(rnn(x)[0][-1]) - y) ** 2).mean()
+        loss.backward()
+        nn.utils.clip_grad_norm_(parameters, max_norm)
+        optimizer.step()
+    with torch.no_grad():
+        return float(((readout(rnn(test_x)[0][-1]) - test_y) ** 2).mean())
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_train_on_task_is_the_hand_written_experiment(kind):
+    settings = {"length": 6, "steps": 12, "lr": 0.02, "max_norm": 0.5, "batch_size": 8,
+                "test_size": 32, "test_seed": 4, "hidden_size": 5}
+    result = train_on_task(kind, "adding", seed=2, evaluate_every=12, stop_when_solved=False,
+                           solved_mse=1e-9, device="cpu", **settings)
+    expected = hand_written_adding_run(kind, 2, **settings)
+    assert result.steps == [12]
+    assert math.isclose(result.final, expected, rel_tol=1e-5, abs_tol=1e-7)
+
+
+def test_runs_are_reproducible_and_keep_their_bookkeeping():
+    kwargs = {"length": 5, "steps": 30, "evaluate_every": 10, "test_size": 64, "hidden_size": 4,
+              "device": "cpu", "stop_when_solved": False}
+    first = train_on_task("gru", "adding", seed=1, **kwargs)
+    second = train_on_task("gru", "adding", seed=1, **kwargs)
+    assert first.metric == second.metric
+    assert first.steps == [10, 20, 30] and len(first.metric) == 3
+    assert first.parameters == 3 * (4 * 2 + 16 + 8)
+    assert first.settings["length"] == 5 and first.settings["lr"] == 0.02
+    assert first.seconds > 0 and not first.model.training
+    assert next(first.model.parameters()).device.type == "cpu"
+
+
+def test_a_run_stops_when_solved_and_records_the_step():
+    result = train_on_task("gru", "agreement", length=2, steps=400, evaluate_every=20,
+                           hidden_size=8, test_size=200, device="cpu", seed=0)
+    assert result.solved and result.solved_at == result.steps[-1] < 400
+    assert result.final >= 0.99
+    never = train_on_task("rnn", "adding", length=5, steps=20, evaluate_every=10,
+                          hidden_size=4, test_size=64, solved_mse=1e-12, device="cpu")
+    assert not never.solved and never.solved_at is None and never.steps == [10, 20]
+
+
+def test_agreement_trains_on_mixed_distances_and_tests_at_length():
+    result = train_on_task("lstm", "agreement", length=6, min_length=1, steps=10,
+                           evaluate_every=10, hidden_size=4, test_size=16, device="cpu",
+                           stop_when_solved=False)
+    assert result.settings["min_length"] == 1 and result.steps == [10]
+    assert 0.0 <= result.final <= 1.0
+
+
+# --------------------------------------------------------------------------------------
+# Several runs
+# --------------------------------------------------------------------------------------
+
+
+def fake_run(kind, seed, solved_at, final):
+    return RunResult(kind=kind, task="adding", seed=seed, settings={}, steps=[25, 50],
+                     metric=[0.2, final], solved_at=solved_at)
+
+
+def test_summarize_counts_and_averages():
+    runs = {("gru", 0): fake_run("gru", 0, 50, 0.005), ("gru", 1): fake_run("gru", 1, 100, 0.007),
+            ("rnn", 0): fake_run("rnn", 0, None, 0.17), ("rnn", 1): fake_run("rnn", 1, None, 0.19)}
+    summary = summarize(runs)
+    assert list(summary) == ["gru", "rnn"]
+    assert summary["gru"]["solved"] == 2 and summary["gru"]["steps_mean"] == 75.0
+    assert summary["gru"]["steps_min"] == 50.0 and summary["gru"]["steps_max"] == 100.0
+    assert summary["rnn"]["solved"] == 0 and math.isnan(summary["rnn"]["steps_mean"])
+    assert summary["rnn"]["solved_at"] == [None, None]
+    assert math.isclose(summary["rnn"]["final_mean"], 0.18)
+    assert math.isclose(summary["rnn"]["final_std"], np.std([0.17, 0.19]))
+    from_list = summarize(list(runs.values()))
+    assert from_list["gru"] == summary["gru"]
+    assert from_list["rnn"]["final"] == summary["rnn"]["final"]
+
+
+def test_run_seeds_covers_every_kind_and_seed():
+    results = run_seeds(["rnn", "gru"], [0, 1], "adding", length=4, steps=5,
+                        evaluate_every=5, hidden_size=3, test_size=8, device="cpu")
+    assert list(results) == [("rnn", 0), ("rnn", 1), ("gru", 0), ("gru", 1)]
+    assert all(run.kind == kind and run.seed == seed for (kind, seed), run in results.items())
+
+
+# --------------------------------------------------------------------------------------
+# Bad input
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: make_model("transformer", "adding"), ValueError, "kind must be one of"),
+    (lambda: make_model("gru", "copy"), ValueError, "task must be one of"),
+    (lambda: train_on_task("gru", "adding", length=1), ValueError, "length must be"),
+    (lambda: train_on_task("gru", "adding", length=5, distractors=2), ValueError,
+     "apply to task='agreement' only"),
+    (lambda: train_on_task("gru", "agreement", length=5, min_length=6), ValueError,
+     "min_length must be at most length=5"),
+    (lambda: train_on_task("gru", "adding", length=5, lr=0), ValueError, "lr must be positive"),
+    (lambda: train_on_task("gru", "adding", length=5, stop_when_solved=1), TypeError,
+     "stop_when_solved must be True or False"),
+    (lambda: run_seeds([], [0], "adding", length=5), ValueError, "must not be empty"),
+    (lambda: summarize([1, 2]), TypeError, "RunResult"),
+    (lambda: agreement_batch(4, 2, "seed"), TypeError, "rng must be"),
+])
+def test_bad_input_is_rejected_with_a_clear_message(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
