@@ -458,12 +458,14 @@ class RNNRecurrence(torch.autograd.Function):
         projection = _project(input, weight_ih, bias)  # a_t for every t, (T, B, H)
         h = torch.empty_like(projection)  # h[t] holds h_{t+1}: the output
         weight_hh_t = weight_hh.t()
-        for t in range(h.shape[0]):
-            torch.addmm(projection[t], h0 if t == 0 else h[t - 1], weight_hh_t, out=h[t])
+        h_previous = h0
+        for projection_t, h_t in zip(projection.unbind(0), h.unbind(0), strict=True):
+            torch.addmm(projection_t, h_previous, weight_hh_t, out=h_t)
             if nonlinearity == "tanh":
-                h[t].tanh_()
+                h_t.tanh_()
             else:
-                h[t].relu_()
+                h_t.relu_()
+            h_previous = h_t
         ctx.nonlinearity = nonlinearity
         ctx.save_for_backward(input, h0, weight_ih, weight_hh, h)
         return h
@@ -540,18 +542,24 @@ class LSTMRecurrence(torch.autograd.Function):
         tanh_c = torch.empty_like(h)
         pre_activation = gates.new_empty(batch, four_h)
         weight_hh_t = weight_hh.t()
-        i_and_f = slice(0, 2 * hidden_size)
-        for t in range(steps):
-            h_previous, c_previous = (h0, c0) if t == 0 else (h[t - 1], c[t - 1])
-            torch.addmm(gates[t], h_previous, weight_hh_t, out=pre_activation)
-            i, f, g, o = gates[t].chunk(4, dim=1)
-            _, _, pre_g, pre_o = pre_activation.chunk(4, dim=1)
-            torch.sigmoid(pre_activation[:, i_and_f], out=gates[t, :, i_and_f])
-            torch.tanh(pre_g, out=g)
-            torch.sigmoid(pre_o, out=o)
-            torch.mul(f, c_previous, out=c[t]).addcmul_(i, g)
-            torch.tanh(c[t], out=tanh_c[t])
-            torch.mul(o, tanh_c[t], out=h[t])
+        # The views of every step are made once, before the loop: each slice taken inside
+        # the loop would cost an operator call per step.
+        sizes = [2 * hidden_size, hidden_size, hidden_size]  # [i, f], g, o
+        pre_i_f, pre_g, pre_o = pre_activation.split(sizes, dim=1)
+        i_f, g, o = gates.split(sizes, dim=2)
+        per_step = zip(gates.unbind(0), i_f.unbind(0), g.unbind(0), o.unbind(0),
+                       h.unbind(0), c.unbind(0), tanh_c.unbind(0), strict=True)
+        h_previous, c_previous = h0, c0
+        for gates_t, i_f_t, g_t, o_t, h_t, c_t, tanh_c_t in per_step:
+            torch.addmm(gates_t, h_previous, weight_hh_t, out=pre_activation)
+            torch.sigmoid(pre_i_f, out=i_f_t)
+            torch.tanh(pre_g, out=g_t)
+            torch.sigmoid(pre_o, out=o_t)
+            i_t, f_t = i_f_t.chunk(2, dim=1)
+            torch.mul(f_t, c_previous, out=c_t).addcmul_(i_t, g_t)
+            torch.tanh(c_t, out=tanh_c_t)
+            torch.mul(o_t, tanh_c_t, out=h_t)
+            h_previous, c_previous = h_t, c_t
         ctx.save_for_backward(input, h0, c0, weight_ih, weight_hh, gates, h, c, tanh_c)
         return h, c[-1].clone()
 
@@ -576,13 +584,14 @@ class LSTMRecurrence(torch.autograd.Function):
         factor_o.mul_(tanh_c)  # tanh(c_t) o (1 - o)
         dc_from_h = torch.addcmul(o, o * tanh_c, tanh_c, value=-1)  # o (1 - tanh^2 c_t)
         delta = factors  # overwritten step by step, from the last, by the gradient
+        delta_i_f_g = delta[:, :, : 3 * hidden_size].unflatten(2, (3, hidden_size)).unbind(0)
+        delta_o = delta[:, :, 3 * hidden_size:].unbind(0)
         grad_c = grad_c_last.clone(memory_format=torch.contiguous_format)
         grad_h = grad_output[steps - 1]
         for t in reversed(range(steps)):
             grad_c.addcmul_(grad_h, dc_from_h[t])
-            delta[t, :, : 3 * hidden_size].unflatten(1, (3, hidden_size)).mul_(
-                grad_c.unsqueeze(1))
-            delta[t, :, 3 * hidden_size:].mul_(grad_h)
+            delta_i_f_g[t].mul_(grad_c.unsqueeze(1))  # the i, f, g slots all scale by grad_c
+            delta_o[t].mul_(grad_h)
             grad_c.mul_(f[t])
             grad_h = torch.addmm(grad_output[t - 1], delta[t], weight_hh) if t > 0 else None
         needs = ctx.needs_input_grad
@@ -635,17 +644,23 @@ class GRURecurrence(torch.autograd.Function):
         u = torch.empty_like(gates)  # u[t] holds u_t = h_{t-1} W_hh^T + b_hh
         h = gates.new_empty(steps, batch, hidden_size)  # h[t] holds h_{t+1}: the output
         weight_hh_t = weight_hh.t()
-        rz, n_slice = slice(0, 2 * hidden_size), slice(2 * hidden_size, three_h)
-        for t in range(steps):
-            h_previous = h0 if t == 0 else h[t - 1]
+        # The views of every step are made once, before the loop (see LSTMRecurrence).
+        sizes = [2 * hidden_size, hidden_size]  # [r, z], n
+        r_z, n = gates.split(sizes, dim=2)
+        u_r_z, u_n = u.split(sizes, dim=2)
+        per_step = zip(u.unbind(0), r_z.unbind(0), n.unbind(0), u_r_z.unbind(0),
+                       u_n.unbind(0), h.unbind(0), strict=True)
+        h_previous = h0
+        for u_t, r_z_t, n_t, u_r_z_t, u_n_t, h_t in per_step:
             if bias_hh is None:
-                torch.mm(h_previous, weight_hh_t, out=u[t])
+                torch.mm(h_previous, weight_hh_t, out=u_t)
             else:
-                torch.addmm(bias_hh, h_previous, weight_hh_t, out=u[t])
-            gates[t, :, rz].add_(u[t, :, rz]).sigmoid_()
-            r, z, n = gates[t].chunk(3, dim=1)
-            n.addcmul_(r, u[t, :, n_slice]).tanh_()
-            torch.lerp(n, h_previous, z, out=h[t])  # n + z (h - n) = (1 - z) n + z h
+                torch.addmm(bias_hh, h_previous, weight_hh_t, out=u_t)
+            r_z_t.add_(u_r_z_t).sigmoid_()
+            r_t, z_t = r_z_t.chunk(2, dim=1)
+            n_t.addcmul_(r_t, u_n_t).tanh_()
+            torch.lerp(n_t, h_previous, z_t, out=h_t)  # n + z (h - n) = (1 - z) n + z h
+            h_previous = h_t
         ctx.save_for_backward(input, h0, weight_ih, weight_hh, gates, u, h)
         ctx.has_bias = (bias_ih is not None, bias_hh is not None)
         return h
