@@ -593,7 +593,8 @@ def _gru_variant(x, h, p, *, order=(0, 1, 2), z_flipped=False, reset_before=Fals
 
 _Z_HINT = ("the update gate is used the other way round: PyTorch's GRU keeps the old state "
            "with z, h_next = (1 - z) * n + z * h (you computed z * n + (1 - z) * h, the "
-           "convention of Chung et al. 2014).")
+           "interpolation written by Chung et al. 2014, who also apply the reset gate before "
+           "the matrix product).")
 _RESET_HINT = ("the reset gate is applied before the matrix product, W_hn (r * h) (Cho et al. "
                "2014); PyTorch applies it after: n = tanh(W_in x + b_in + r * (W_hn h + b_hn)).")
 
