@@ -24,6 +24,7 @@ from site_support import (
     CHROMIUM_ARGS,
     INSPECT_PAGE,
     SCREENSHOT_DIR,
+    SCREENSHOT_MAX_HEIGHT,
     SITE_DIR,
     VIEWPORT,
     WAIT_FOR_MATHJAX,
@@ -196,6 +197,26 @@ def new_page(browser: object, server: str) -> Callable[..., tuple[object, Visit,
     return open_page
 
 
+def save_full_page(browser_page: object, path: Path) -> Path:
+    """Screenshot the whole page into ``path`` (JPEG) and return ``path``.
+
+    JPEG saves a page tens of thousands of pixels tall faster than PNG, and the screenshots
+    are for people to look at, not to compare. JPEG holds at most 65,535 pixels in height,
+    so a page taller than ``SCREENSHOT_MAX_HEIGHT`` (the library reference) is cut there.
+    """
+    height = browser_page.evaluate("document.documentElement.scrollHeight")
+    options: dict = {"full_page": True, "quality": 80}
+    if height > SCREENSHOT_MAX_HEIGHT:
+        options["clip"] = {
+            "x": 0,
+            "y": 0,
+            "width": VIEWPORT["width"],
+            "height": SCREENSHOT_MAX_HEIGHT,
+        }
+    browser_page.screenshot(path=str(path), **options)
+    return path
+
+
 @pytest.fixture(scope="session")
 def screenshot_dir() -> Path:
     """_build/screenshots, emptied of an earlier run's pictures."""
@@ -226,10 +247,7 @@ def visits(new_page: Callable, server: str, screenshot_dir: Path) -> Callable[[P
             report.math_errors = seen["mathErrors"]
             report.raw_tex = raw_tex_in(seen["text"])
             report.widget_placeholders = seen["placeholders"]
-            # JPEG: a long chapter is tens of thousands of pixels tall, and JPEG saves it
-            # faster than PNG; the screenshots are for people to look at, not to compare.
-            report.screenshot = screenshot_dir / f"{page.slug}.jpg"
-            browser_page.screenshot(path=str(report.screenshot), full_page=True, quality=80)
+            report.screenshot = save_full_page(browser_page, screenshot_dir / f"{page.slug}.jpg")
         finally:
             context.close()
         cache[page.docname] = report

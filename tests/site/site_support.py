@@ -33,6 +33,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 VIEWPORT = {"width": 1280, "height": 900}
+SCREENSHOT_MAX_HEIGHT = 65_000  # JPEG holds at most 65,535 pixels in height
 
 
 def _load_page_weight():

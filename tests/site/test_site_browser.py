@@ -55,7 +55,9 @@ def test_no_dead_widgets(page: Page, visits: Callable[[Page], Visit]) -> None:
 
 def test_screenshot_is_saved(page: Page, visits: Callable[[Page], Visit]) -> None:
     screenshot = visits(page).screenshot
-    assert screenshot is not None and screenshot.stat().st_size > 10_000, screenshot
+    assert screenshot is not None and screenshot.stat().st_size > 10_000, (
+        f"no screenshot of {page.docname}: {screenshot}"
+    )
 
 
 def test_search_box_finds_a_word_from_the_landing_page(
@@ -70,9 +72,14 @@ def test_search_box_finds_a_word_from_the_landing_page(
         search_box.fill("recurrent")
         search_box.press("Enter")
         browser_page.wait_for_url("**/search.html?q=recurrent*")
-        results = browser_page.locator("#search-results ul.search li a")
-        results.first.wait_for()
-        hrefs = results.evaluate_all("links => links.map((link) => link.href)")
+        # Sphinx lists the results one by one and retitles the page when it has finished.
+        browser_page.wait_for_function(
+            "() => document.querySelector('#search-results h2')?.innerText"
+            ".startsWith('Search Results')"
+        )
+        hrefs = browser_page.locator("#search-results ul.search li a").evaluate_all(
+            "links => links.map((link) => link.href)"
+        )
     finally:
         context.close()
     assert any(href.split("#")[0].endswith(root.html_path) for href in hrefs), (
