@@ -16,7 +16,7 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 export OPENBLAS_NUM_THREADS := 1
 export OMP_NUM_THREADS := 1
 
-.PHONY: install book test test-lib test-notebooks test-site lint lab bench retarget clean distclean
+.PHONY: install check-colab page-weight book test test-lib test-notebooks test-site lint lab bench retarget clean distclean
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -60,6 +60,14 @@ lab: $(STAMP)
 ## make bench: performance benchmarks (numbers for the notes, never timed tests)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_cells.py
+
+## make check-colab: the library beside Colab's own packages (ipywidgets 7.7.1, torch) in a fresh venv (minutes)
+check-colab: $(STAMP)
+	$(BIN)/python scripts/colab_like_check.py
+
+## make page-weight: the bytes each page of the built website costs a reader
+page-weight: $(STAMP)
+	$(BIN)/python scripts/page_weight.py --max-mb 3
 
 ## make retarget REPO=org/name BRANCH=main: point launch buttons and Colab installs at a fork
 retarget: $(STAMP)
