@@ -220,3 +220,19 @@ def test_chapter_pages_transfer_under_3_mb(site_dir: Path) -> None:
         "chapter pages over 3 MB (make figures smaller, or show fewer):\n"
         + page_weight.format_table(weights)
     )
+
+
+def test_chapter_pages_own_bytes_under_3_mb(site_dir: Path) -> None:
+    """The page's own content (HTML and its figures), uncompressed, stays under 3 MB.
+
+    The theme's scripts and styles are shared by every page and cached after the first
+    visit, so they are not counted here; they are in the transfer test above.
+    """
+    weights = [page_weight.page_weight(site_dir, page.docname) for page in toc_pages()]
+    heavy = [
+        f"{weight.docname}: {(weight.html + weight.images) / 1e6:.2f} MB"
+        for weight in weights
+        if weight.docname.startswith("chapters/")
+        and weight.html + weight.images > MAX_CHAPTER_TRANSFER_BYTES
+    ]
+    assert not heavy, "chapter pages whose HTML and figures exceed 3 MB:\n" + "\n".join(heavy)
