@@ -24,9 +24,9 @@ layers. This module holds the measuring instruments, one section each:
   on training sets of several sizes, and ``verdict`` says which kind won, only when every
   seed agrees.
 - **Pictures.** ``draw_comparison`` draws one comparison into an ``Axes``;
-  ``comparison_small_multiples`` is the static grid of the website and
-  ``comparison_explorer`` the ipywidgets version of the live notebook. Both call the pure
-  function ``explore``.
+  ``comparison_small_multiples`` puts several side by side (the static figure of the
+  website), and ``comparison_explorer`` is the ipywidgets version of the live notebook,
+  whose callback is the pure function ``explore``.
 
 Kinds are named like their ``torch.nn`` classes: ``"RNN"`` (tanh), ``"LSTM"``, ``"GRU"``.
 Notation: I inputs, H hidden units, O outputs, T time steps, B sequences per batch.
@@ -51,6 +51,9 @@ from ._validate import check_choice, check_int, check_real, describe
 __all__ = [
     "KINDS",
     "GATES",
+    "KIND_COLORS",
+    "IMPLEMENTATIONS",
+    "MODES",
     "parameter_count",
     "model_parameter_count",
     "hidden_size_for_budget",
@@ -438,7 +441,9 @@ def faster(first: Timing, second: Timing) -> str | None:
 
 
 IMPLEMENTATIONS = ("torch.nn", "throughtime")
+"""The layers ``make_layer`` builds: ``torch.nn``'s, or the book's ``torch_cells`` (fast path)."""
 MODES = ("train", "inference")
+"""What ``layer_step`` times: a training step, or a forward pass without gradients."""
 
 
 def make_layer(kind: str, input_size: int, hidden_size: int, *,
@@ -582,7 +587,7 @@ def dispatched_ops(fn: Callable[[], Any]) -> Counter:
             super().__init__()
             self.counts: Counter = Counter()
 
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             self.counts[func.overloadpacket.__name__] += 1
             return func(*args, **(kwargs or {}))
 
@@ -938,7 +943,7 @@ class Ensemble(nn.Module):
                 parameter.zero_()
             for k, seed in enumerate(seeds):
                 layer, head = self._network(seed, forget_bias, dtype)
-                for name, value in self._blocks(k, layer, head):
+                for name, value in self._named(layer, head):
                     self.get_parameter(name)[self._block_index(name, k)] = value
         # owner[name]: which network each entry belongs to, ``members`` for none.
         self._owners = {name: self._owner(name) for name, _ in self.named_parameters()}
@@ -978,7 +983,9 @@ class Ensemble(nn.Module):
             return rows[:, None], torch.arange(k * H, (k + 1) * H)[None, :]
         return (rows,)
 
-    def _blocks(self, k: int, layer: nn.Module, head: nn.Linear) -> list[tuple[str, Any]]:
+    @staticmethod
+    def _named(layer: nn.Module, head: nn.Linear) -> list[tuple[str, Any]]:
+        """One network's parameters under the names of the ensemble's parameters."""
         values = [(f"layer.{name}", parameter) for name, parameter in layer.named_parameters()]
         values += [("head.weight", head.weight), ("head.bias", head.bias)]
         return values
@@ -1000,7 +1007,7 @@ class Ensemble(nn.Module):
         layer = getattr(nn, self.kind)(self.input_size, self.hidden_size, dtype=dtype)
         head = nn.Linear(self.hidden_size, self.output_size, dtype=dtype)
         with torch.no_grad():
-            for name, value in self._blocks(k, layer, head):
+            for name, value in self._named(layer, head):
                 value.copy_(self.get_parameter(name).detach().cpu()[self._block_index(name, k)])
         return layer, head
 
