@@ -193,6 +193,31 @@ def test_metrics_against_direct_formulas():
     assert ts.seasonal_naive_mae(train, 1) == pytest.approx((4 + 3 + 2 + 0) / 4)
 
 
+def test_r_squared_by_hand_and_against_exact_results():
+    y = np.array([1.0, 2.0, 3.0, 6.0])  # mean 3, squared deviations 4 + 1 + 0 + 9 = 14
+    y_hat = np.array([1.0, 3.0, 3.0, 4.0])  # squared errors 0 + 1 + 0 + 4 = 5
+    assert ts.r_squared(y, y_hat) == pytest.approx(1 - 5 / 14)
+    assert ts.r_squared(y, y) == 1.0
+    assert ts.r_squared(y, np.full(4, y.mean())) == pytest.approx(0.0, abs=1e-15)
+    assert ts.r_squared(y, np.full(4, y.mean() + 1)) == pytest.approx(-4 / 14)  # worse: < 0
+    # The least-squares line with an intercept has R^2 = (correlation of x and y)^2.
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=200)
+    y = 2 * x + rng.normal(size=200)
+    slope, intercept = np.polyfit(x, y, 1)
+    assert ts.r_squared(y, slope * x + intercept) == pytest.approx(np.corrcoef(x, y)[0, 1] ** 2)
+    # Any shape: the sums run over every entry.
+    assert ts.r_squared(y.reshape(20, 10), (slope * x + intercept).reshape(20, 10)) \
+        == pytest.approx(ts.r_squared(y, slope * x + intercept))
+
+
+def test_r_squared_rejects_constant_truth_and_mismatched_shapes():
+    with pytest.raises(ValueError, match="y_true is constant"):
+        ts.r_squared(np.ones(5), np.zeros(5))
+    with pytest.raises(ValueError, match="same shape"):
+        ts.r_squared(np.arange(3.0), np.arange(4.0))
+
+
 def test_mase_of_the_in_sample_seasonal_naive_forecast_is_one():
     rng = np.random.default_rng(1)
     for season in (1, 4, 12):

@@ -10,7 +10,8 @@ The pieces of an honest forecasting pipeline, in the order a chapter uses them:
 5. Baselines that any model must beat, all in one format (inputs (N, L) to forecasts
    (N, horizon)): ``persistence_forecast``, ``seasonal_naive_forecast``, ``mean_forecast``
    and ``LinearAR`` (a linear autoregression on the same L lags).
-6. Metrics ``mae``, ``rmse`` and ``mase`` (Hyndman and Koehler 2006), and ``rolling_origin``,
+6. Metrics ``mae``, ``rmse``, ``mase`` (Hyndman and Koehler 2006) and ``r_squared``, and
+   ``rolling_origin``,
    which moves the forecast origin through the test period and forecasts again at each one.
 
 Conventions: a series is a 1-D float array of values y_0, ..., y_{n-1} (position t is time
@@ -42,6 +43,7 @@ __all__ = [
     "prepare_windows",
     "mae",
     "rmse",
+    "r_squared",
     "seasonal_naive_mae",
     "mase",
     "persistence_forecast",
@@ -397,6 +399,21 @@ def rmse(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """Root mean squared error, sqrt(mean (y - y_hat)^2) over every entry."""
     y_true, y_pred = _check_pair(y_true, y_pred)
     return float(np.sqrt(np.mean((y_true - y_pred) ** 2)))
+
+
+def r_squared(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Coefficient of determination, ``R^2 = 1 - sum (y - y_hat)^2 / sum (y - y_bar)^2``.
+
+    The sums run over every entry (any shape, shapes equal), and y_bar is the mean of
+    ``y_true``. A perfect forecast scores 1, the constant forecast y_bar scores 0, and a
+    forecast worse than that constant scores below 0 (there is no lower bound).
+    """
+    y_true, y_pred = _check_pair(y_true, y_pred)
+    spread = float(np.sum((y_true - y_true.mean()) ** 2))
+    if not spread > 0:
+        raise ValueError("y_true is constant, so R^2 is undefined (its denominator, the sum of "
+                         "squared deviations from the mean, is 0)")
+    return 1.0 - float(np.sum((y_true - y_pred) ** 2)) / spread
 
 
 def seasonal_naive_mae(y_train: np.ndarray | pd.Series, season: int) -> float:
