@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from throughtime.training import DivergenceError, History, choose_device, fit, seed_everything
+from throughtime.tasks import adding_problem
+from throughtime.training import (
+    DivergenceError,
+    History,
+    LastStateRNN,
+    StepHistory,
+    choose_device,
+    deterministic_torch,
+    fit,
+    seed_everything,
+    train_steps,
+)
 
 
 def regression_problem(n: int = 64, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -301,3 +313,131 @@ def test_fit_moves_batches_to_the_model_device():
                   validation=(x, y), progress=False)  # data stay on the CPU
     assert history.train_loss[-1] < history.train_loss[0]
     assert next(model.parameters()).device.type == "cuda"
+
+
+# --- the step loop and the small recurrent regressor ---------------------------------------
+
+
+def adding_stream(T: int = 5, seed: int = 0):
+    data = np.random.default_rng(seed)
+    return lambda: adding_problem(T, 32, data, as_torch=True)
+
+
+def test_last_state_rnn_reads_the_last_state_of_torch_rnn():
+    torch.manual_seed(0)
+    model = LastStateRNN(2, 8)
+    inputs, _ = adding_problem(6, 4, 0, as_torch=True)
+    states, _ = model.rnn(inputs)
+    expected = states[-1] @ model.readout.weight.T + model.readout.bias
+    torch.testing.assert_close(model(inputs), expected, rtol=0, atol=0)
+    assert model(inputs).shape == (4, 1)
+
+
+def test_last_state_rnn_default_init_is_pytorchs():
+    torch.manual_seed(3)
+    reference = nn.RNN(2, 8)
+    torch.manual_seed(3)
+    model = LastStateRNN(2, 8)
+    assert torch.equal(model.rnn.weight_hh_l0, reference.weight_hh_l0)
+    assert torch.equal(model.rnn.weight_ih_l0, reference.weight_ih_l0)
+
+
+def test_last_state_rnn_orthogonal_and_identity_inits():
+    torch.manual_seed(0)
+    orthogonal = LastStateRNN(2, 16, recurrent_init="orthogonal", recurrent_scale=2.0)
+    singular = torch.linalg.svdvals(orthogonal.rnn.weight_hh_l0.detach().double())
+    torch.testing.assert_close(singular, torch.full((16,), 2.0, dtype=torch.float64),
+                               rtol=1e-5, atol=1e-5)
+    irnn = LastStateRNN(2, 16, nonlinearity="relu", recurrent_init="identity")
+    assert torch.equal(irnn.rnn.weight_hh_l0, torch.eye(16))
+    assert not irnn.rnn.bias_ih_l0.any() and not irnn.rnn.bias_hh_l0.any()
+    assert irnn.rnn.nonlinearity == "relu"
+    # The IRNN with zero input weights keeps its state: h_t = relu(h_{t-1}) = h_{t-1} >= 0.
+    with torch.no_grad():
+        irnn.rnn.weight_ih_l0.zero_()
+        h0 = torch.rand(1, 3, 16)
+        _, h_last = irnn.rnn(torch.zeros(7, 3, 2), h0)
+    torch.testing.assert_close(h_last, h0)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"nonlinearity": "sigmoid"}, "nonlinearity"),
+    ({"recurrent_init": "eye"}, "recurrent_init"),
+    ({"recurrent_scale": -1.0}, "recurrent_scale"),
+])
+def test_last_state_rnn_rejects_bad_options(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        LastStateRNN(2, 4, **kwargs)
+
+
+def test_train_steps_learns_a_short_adding_problem_and_records_every_step():
+    torch.manual_seed(0)
+    model = LastStateRNN(2, 16)
+    test = adding_problem(5, 500, 99, as_torch=True)
+    history = train_steps(model, adding_stream(), steps=300, lr=0.02, max_norm=1.0,
+                          test=test, checkpoints=[0, 100])
+    assert isinstance(history, StepHistory)
+    assert len(history.losses) == len(history.grad_norms) == 300
+    assert history.checkpoints == [0, 100, 300] and history.diverged_at is None
+    # At T = 5 the task is easy: far below the no-memory MSE 1/6 after 300 steps.
+    assert history.test_losses[0] > 0.1 and history.final_test_loss < 0.05
+    with torch.no_grad():
+        direct = float(nn.functional.mse_loss(model(test[0]), test[1]))
+    assert history.final_test_loss == pytest.approx(direct, rel=1e-6)
+
+
+def test_train_steps_clipping_bounds_every_sgd_step():
+    torch.manual_seed(0)
+    model = LastStateRNN(2, 8, recurrent_init="orthogonal", recurrent_scale=3.0)
+    before = [p.detach().clone() for p in model.parameters()]
+    history = train_steps(model, adding_stream(T=20), steps=1, optimizer="sgd", lr=0.1,
+                          max_norm=0.5)
+    moved = torch.sqrt(sum(((p.detach() - b) ** 2).sum()
+                           for p, b in zip(model.parameters(), before, strict=True)))
+    assert history.grad_norms[0] > 0.5  # the gradient was longer than the threshold ...
+    assert float(moved) == pytest.approx(0.1 * 0.5, rel=1e-4)  # ... and the step is lr * 0.5
+
+
+def test_train_steps_stops_at_the_first_non_finite_loss():
+    torch.manual_seed(0)
+    model = LastStateRNN(2, 4)
+    batches = iter([adding_problem(3, 4, 0, as_torch=True)] * 2
+                   + [(torch.full((3, 4, 2), math.nan), torch.zeros(4, 1))] * 5)
+    test = adding_problem(3, 10, 1, as_torch=True)
+    history = train_steps(model, lambda: next(batches), steps=7, lr=0.01, test=test,
+                          checkpoints=[1, 5])
+    assert history.diverged_at == 3 and len(history.losses) == 3
+    assert math.isnan(history.losses[-1]) and np.isfinite(history.losses[:2]).all()
+    assert history.checkpoints == [1, 2]  # the checkpoint after step 1, then where it stopped
+    assert np.isfinite(history.test_losses).all()  # no update was made with the NaN gradient
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"steps": 0}, ValueError, "steps"),
+    ({"steps": 5, "optimizer": "rmsprop"}, ValueError, "optimizer"),
+    ({"steps": 5, "lr": -1.0}, ValueError, "lr"),
+    ({"steps": 5, "checkpoints": [2]}, ValueError, "test set"),
+    ({"steps": 5, "checkpoints": [9], "test": adding_problem(3, 4, 0, as_torch=True)},
+     ValueError, "at most steps"),
+    ({"steps": 5, "test": [1, 2]}, TypeError, "test must be a pair"),
+])
+def test_train_steps_rejects_bad_arguments(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        train_steps(LastStateRNN(2, 4), adding_stream(), **kwargs)
+    with pytest.raises(TypeError, match="draw_batch"):
+        train_steps(LastStateRNN(2, 4), None, steps=1)
+
+
+def test_deterministic_torch_sets_the_flags():
+    previous = (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic,
+                torch.are_deterministic_algorithms_enabled(),
+                torch.is_deterministic_algorithms_warn_only_enabled())
+    try:
+        deterministic_torch()
+        assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.is_deterministic_algorithms_warn_only_enabled()
+        assert "CUBLAS_WORKSPACE_CONFIG" in os.environ
+    finally:
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = previous[:2]
+        torch.use_deterministic_algorithms(previous[2], warn_only=previous[3])

@@ -9,7 +9,8 @@ The vanishing/exploding gradient explorer (chapter "Vanishing and exploding grad
 - ``gradient_norm_problem`` and ``gradient_log_norms``: the network and the measurement.
 - ``gradient_norm_curve``: how the norm of dL/dh_t changes with the distance T - t for a
   vanilla RNN whose recurrent matrix is a scaled orthogonal matrix, next to Pascanu et
-  al.'s bound (gamma * sigma_max)^(T - t).
+  al.'s bound (gamma * ||W_hh||_2)^(T - t), where ||W_hh||_2 is the spectral norm (the
+  largest singular value; the book keeps the letter sigma for the sigmoid).
 - ``draw_gradient_norm_curve``: draw one such curve into an ``Axes``.
 - ``gradient_norm_small_multiples``: the static counterpart, a grid of curves over scales
   and activations.
@@ -66,7 +67,7 @@ def scaled_orthogonal(hidden_size: int, scale: float, rng: np.random.Generator) 
     hidden_size : int
         H.
     scale : float
-        sigma_max(W), >= 0.
+        ||W||_2, the largest singular value, >= 0.
     rng : numpy.random.Generator
 
     Returns
@@ -95,7 +96,7 @@ class GradientNormCurve:
         ln(||dL/dh_{T-k}|| / ||dL/dh_T||), exact even where the ratio itself would
         underflow or overflow a float.
     scale : float
-        sigma_max(W_hh).
+        ||W_hh||_2, the spectral norm (largest singular value) of W_hh.
     activation : str
     gamma : float
         The bound on f' (``derivative_bound``).
@@ -117,13 +118,13 @@ class GradientNormCurve:
 
     @property
     def bound_rate(self) -> float:
-        """ln(gamma * sigma_max): the bound on the change of the log-norm per step."""
+        """ln(gamma * ||W_hh||_2): the bound on the change of the log-norm per step."""
         product = self.gamma * self.scale
         return float(np.log(product)) if product > 0 else float("-inf")
 
     @property
     def log_bound(self) -> np.ndarray:
-        """ln of the bound (gamma * sigma_max)^k at every distance k."""
+        """ln of the bound (gamma * ||W_hh||_2)^k at every distance k."""
         with np.errstate(invalid="ignore"):  # 0 * -inf at k = 0 when the scale is 0
             return np.where(self.distance == 0, 0.0, self.distance * self.bound_rate)
 
@@ -132,7 +133,7 @@ class GradientNormCurve:
         """The average change of the log-norm per step over the whole curve.
 
         log_ratio[-1] / (T - 1). Because every step multiplies the norm by at most
-        gamma * sigma_max, this can never exceed ``bound_rate``.
+        gamma * ||W_hh||_2, this can never exceed ``bound_rate``.
         """
         return float(self.log_ratio[-1] / self.distance[-1])
 
@@ -261,7 +262,7 @@ def gradient_norm_curve(scale: float, activation: str = "tanh", T: int = 60, *,
     Parameters
     ----------
     scale : float
-        sigma_max(W_hh), >= 0.
+        ||W_hh||_2, the spectral norm of W_hh, >= 0.
     activation : {"tanh", "sigmoid", "linear"}
     T : int
         Sequence length, 2 .. 1000.
@@ -291,7 +292,7 @@ def gradient_norm_curve(scale: float, activation: str = "tanh", T: int = 60, *,
 def draw_gradient_norm_curve(ax: Any, curve: GradientNormCurve, *, show_bound: bool = True,
                              title: bool = True, ylim: tuple[float, float] = (1e-12, 1e12),
                              color: str = "#0072B2") -> Any:
-    """Draw ``curve`` (log scale) and, dashed, its bound (gamma * sigma_max)^k into ``ax``.
+    """Draw ``curve`` (log scale) and, dashed, its bound (gamma * ||W_hh||_2)^k into ``ax``.
 
     Parameters
     ----------
@@ -300,7 +301,7 @@ def draw_gradient_norm_curve(ax: Any, curve: GradientNormCurve, *, show_bound: b
     show_bound : bool
         Draw the bound as a dashed grey line.
     title : bool
-        Title the panel with the activation, sigma_max and the two rates.
+        Title the panel with the activation, ||W_hh||_2 and the two rates.
     ylim : (float, float)
         The y range; values beyond it are cut off by the axes.
     color : str
@@ -319,14 +320,14 @@ def draw_gradient_norm_curve(ax: Any, curve: GradientNormCurve, *, show_bound: b
     if show_bound:
         bound = np.exp(np.clip(curve.log_bound, -MAX_LOG, MAX_LOG))
         ax.semilogy(curve.distance, bound, color="#7F7F7F", lw=1.0, ls="--",
-                    label=r"bound $(\gamma\,\sigma_{\max})^{T-t}$")
+                    label=r"bound $(\gamma\,\|W_{hh}\|_2)^{T-t}$")
     ax.axhline(1.0, color="black", lw=0.5)
     ax.set_ylim(*ylim)
     ax.set_xlim(0, curve.distance[-1])
     ax.set_xlabel("distance $T - t$")
     ax.set_ylabel(r"$\|\partial L/\partial h_t\| \,/\, \|\partial L/\partial h_T\|$")
     if title:
-        ax.set_title(f"{curve.activation}, $\\sigma_{{\\max}}$ = {curve.scale:g}: "
+        ax.set_title(f"{curve.activation}, $\\|W_{{hh}}\\|_2$ = {curve.scale:g}: "
                      f"rate {curve.measured_rate:+.2f} (bound {curve.bound_rate:+.2f})",
                      fontsize=9)
     return ax
@@ -339,9 +340,9 @@ def gradient_norm_small_multiples(scales: Sequence[float] = (0.5, 1.0, 2.0, 4.0)
                                   **curve_options: Any) -> Any:
     """The static counterpart of the explorer: one panel per (activation, scale).
 
-    Rows are activations, columns are sigma_max(W_hh); every panel shows the measured
+    Rows are activations, columns are ||W_hh||_2; every panel shows the measured
     ratio ||dL/dh_t|| / ||dL/dh_T|| against T - t (log scale) and the bound
-    (gamma * sigma_max)^(T - t), with the measured and bound rates per step in its corner.
+    (gamma * ||W_hh||_2)^(T - t), with the measured and bound rates per step in its corner.
 
     Parameters
     ----------
@@ -385,14 +386,14 @@ def gradient_norm_small_multiples(scales: Sequence[float] = (0.5, 1.0, 2.0, 4.0)
             ax.set_xlabel("$T - t$" if row == len(activations) - 1 else "")
             ax.set_ylabel(activation if column == 0 else "")
             if row == 0:
-                ax.set_title(f"$\\sigma_{{\\max}}$ = {scale:g}", fontsize=9)
+                ax.set_title(f"$\\|W_{{hh}}\\|_2$ = {scale:g}", fontsize=9)
     fig.tight_layout()
     return fig
 
 
 def gradient_norm_explorer(T: int = 60, scale: float = 1.0, activation: str = "tanh",
                            input_scale: float = 1.0) -> Any:
-    """Sliders for sigma_max, the activation, T and the input scale; redraws the curve.
+    """Sliders for ||W_hh||_2, the activation, T and the input scale; redraws the curve.
 
     Only core ipywidgets (``FloatSlider``, ``IntSlider``, ``Dropdown``, ``Output``,
     ``interactive_output``), so it runs in ipywidgets 7.7 (Colab) and 8. The drawing is
@@ -409,7 +410,7 @@ def gradient_norm_explorer(T: int = 60, scale: float = 1.0, activation: str = "t
 
     controls = {
         "scale": widgets.FloatSlider(value=scale, min=0.25, max=8.0, step=0.25,
-                                     description="σ_max(W_hh)", continuous_update=False,
+                                     description="‖W_hh‖₂", continuous_update=False,
                                      style={"description_width": "initial"}),
         "activation": widgets.Dropdown(options=list(DERIVATIVE_BOUNDS), value=activation,
                                        description="activation"),

@@ -6,6 +6,15 @@ validation loss after every epoch, early stopping that restores the best weights
 ``History`` of what happened (losses per epoch, gradient norms per step) for plotting.
 When the loss or the gradient stops being finite it raises ``DivergenceError``, which says
 where it happened and what to try, instead of training on quietly with NaN weights.
+
+``train_steps`` is the loop for synthetic tasks that draw a fresh batch at every step (the
+adding problem): it records the loss and the gradient norm of every step and a test loss
+at chosen steps, and when training diverges it stops and says at which step, because a
+divergence is then the thing being studied. ``LastStateRNN`` is the small model such
+experiments train: a ``torch.nn.RNN`` with a linear read-out of its last state, with the
+recurrent initialisations the book compares (PyTorch's, a scaled orthogonal matrix, and
+the identity of the IRNN). ``deterministic_torch`` asks PyTorch for reproducible kernels
+on a GPU.
 """
 
 from __future__ import annotations
@@ -30,6 +39,11 @@ __all__ = [
     "DivergenceError",
     "History",
     "fit",
+    "deterministic_torch",
+    "RECURRENT_INITS",
+    "LastStateRNN",
+    "StepHistory",
+    "train_steps",
 ]
 
 
@@ -435,3 +449,239 @@ def fit(
     if restore_best and best_state is not None:
         model.load_state_dict(best_state)
     return history
+
+
+# --------------------------------------------------------------------------------------
+# Reproducible kernels
+# --------------------------------------------------------------------------------------
+
+
+def deterministic_torch() -> None:
+    """Ask PyTorch for deterministic kernels, as far as it offers them.
+
+    On a CPU the book's runs are reproducible already. On a GPU, cuDNN may choose
+    kernels by benchmarking and some CUDA kernels accumulate in a nondeterministic order;
+    this turns benchmarking off, asks cuDNN for deterministic algorithms, sets
+    ``CUBLAS_WORKSPACE_CONFIG`` (needed by cuBLAS for reproducible results; it must be set
+    before the first cuBLAS call, so call this early) and turns on
+    ``torch.use_deterministic_algorithms`` in its warning mode, so that an operation
+    without a deterministic version warns instead of failing. Seeded GPU runs then repeat on
+    the same machine; they still differ from CPU runs in the last bits.
+    """
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+# --------------------------------------------------------------------------------------
+# A small recurrent regressor and a step-based training loop
+# --------------------------------------------------------------------------------------
+
+RECURRENT_INITS = ("default", "orthogonal", "identity")
+"""The initialisations of ``LastStateRNN``'s recurrent matrix.
+
+``"default"`` is PyTorch's U(-1/sqrt(H), 1/sqrt(H)); ``"orthogonal"`` is
+``recurrent_scale`` times a random orthogonal matrix (all singular values equal to the
+scale); ``"identity"`` is ``recurrent_scale`` times the identity with both bias vectors set
+to zero, the IRNN of Le, Jaitly & Hinton (2015) when the nonlinearity is ReLU.
+"""
+
+
+class LastStateRNN(nn.Module):
+    """A one-layer ``torch.nn.RNN`` whose last state h_T is read out by a linear layer.
+
+    .. math::
+
+        h_t = f(W_{ih} x_t + b_{ih} + W_{hh} h_{t-1} + b_{hh}), \\quad
+        \\hat y = W_{out} h_T + b_{out}
+
+    with f = tanh or ReLU and h_0 = 0.
+
+    Parameters
+    ----------
+    input_size, hidden_size : int
+        I and H.
+    output_size : int
+        O, the size of the prediction.
+    nonlinearity : {"tanh", "relu"}
+    recurrent_init : {"default", "orthogonal", "identity"}
+        See ``RECURRENT_INITS``. Everything else keeps PyTorch's initialisation.
+    recurrent_scale : float
+        The singular values of W_hh for ``"orthogonal"`` and ``"identity"``.
+
+    Inputs are time-major, (T, B, I); the output has shape (B, O).
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, output_size: int = 1, *,
+                 nonlinearity: str = "tanh", recurrent_init: str = "default",
+                 recurrent_scale: float = 1.0) -> None:
+        super().__init__()
+        input_size = check_int("input_size", input_size, minimum=1)
+        hidden_size = check_int("hidden_size", hidden_size, minimum=1)
+        output_size = check_int("output_size", output_size, minimum=1)
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        if recurrent_init not in RECURRENT_INITS:
+            raise ValueError(f"recurrent_init must be one of {RECURRENT_INITS}, got "
+                             f"{recurrent_init!r}")
+        recurrent_scale = check_real("recurrent_scale", recurrent_scale)
+        if recurrent_scale < 0:
+            raise ValueError(f"recurrent_scale must be >= 0 (it is a singular value), got "
+                             f"{recurrent_scale}")
+        self.rnn = nn.RNN(input_size, hidden_size, nonlinearity=nonlinearity)
+        self.readout = nn.Linear(hidden_size, output_size)
+        with torch.no_grad():
+            if recurrent_init == "orthogonal":
+                nn.init.orthogonal_(self.rnn.weight_hh_l0)
+                self.rnn.weight_hh_l0.mul_(recurrent_scale)
+            elif recurrent_init == "identity":
+                self.rnn.weight_hh_l0.copy_(recurrent_scale * torch.eye(hidden_size))
+                self.rnn.bias_ih_l0.zero_()
+                self.rnn.bias_hh_l0.zero_()
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """(T, B, I) -> (B, O), the read-out of h_T."""
+        states, _ = self.rnn(inputs)
+        return self.readout(states[-1])
+
+
+@dataclass
+class StepHistory:
+    """What ``train_steps`` recorded.
+
+    Attributes
+    ----------
+    losses : ndarray, shape (steps taken,)
+        The training loss of every step, measured before that step's update.
+    grad_norms : ndarray, shape (steps taken,)
+        The global gradient norm of every step, before clipping.
+    checkpoints : list of int
+        The steps after which the test loss was measured (a step count; 0 is the start).
+    test_losses : ndarray, shape (len(checkpoints),)
+        The test loss at each checkpoint.
+    diverged_at : int or None
+        The step (from 1) whose loss or gradient norm was not finite; training stopped
+        there without updating. ``None`` when every step was finite.
+    """
+
+    losses: np.ndarray
+    grad_norms: np.ndarray
+    checkpoints: list[int]
+    test_losses: np.ndarray
+    diverged_at: int | None
+
+    @property
+    def final_test_loss(self) -> float:
+        """The test loss after the last update (``nan`` when no test set was given)."""
+        return float(self.test_losses[-1]) if len(self.test_losses) else math.nan
+
+
+def _test_loss(model: nn.Module, test: tuple[torch.Tensor, torch.Tensor],
+               loss_fn: Callable, device: torch.device) -> float:
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        value = float(loss_fn(model(test[0].to(device)), test[1].to(device)))
+    model.train(was_training)
+    return value
+
+
+def train_steps(model: nn.Module, draw_batch: Callable[[], tuple[torch.Tensor, torch.Tensor]],
+                *, steps: int, optimizer: str = "adam", lr: float = 1e-3,
+                max_norm: float | None = None,
+                loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+                test: tuple[torch.Tensor, torch.Tensor] | None = None,
+                checkpoints: Iterable[int] = ()) -> StepHistory:
+    """Train ``model`` for ``steps`` updates, each on a fresh batch from ``draw_batch()``.
+
+    Each step: draw (x, y), L = loss_fn(model(x), y), backpropagate, measure the global
+    gradient norm ``||g|| = sqrt(sum over parameters of ||grad||^2)``, and, if ``max_norm``
+    is given and ``||g|| > max_norm``, rescale the gradient to ``g * max_norm / (||g|| +
+    1e-6)`` (``torch.nn.utils.clip_grad_norm_``); then one optimiser update. When the loss
+    or the norm is not finite, training stops before updating and ``diverged_at`` says
+    where: unlike ``fit``, no error is raised, because in the book's experiments on
+    exploding gradients the divergence is the result.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Trained in place; batches are moved to the device of its parameters.
+    draw_batch : callable
+        ``draw_batch() -> (inputs, targets)``, torch tensors, a new batch at every call.
+    steps : int
+        Number of updates (at least 1).
+    optimizer : {"adam", "sgd"}
+        Adam or plain stochastic gradient descent (no momentum), with learning rate ``lr``.
+    lr : float
+    max_norm : float, optional
+        Clip the gradient by its global norm (``None``: no clipping, the norm is only
+        measured).
+    loss_fn : callable, optional
+        ``loss_fn(predictions, targets)``, default mean squared error.
+    test : (inputs, targets), optional
+        A fixed test set, scored with ``loss_fn`` at the ``checkpoints`` and after the last
+        update (or at the step where training stopped).
+    checkpoints : iterable of int
+        Step counts after which to score the test set (0 scores the untrained model).
+
+    Returns
+    -------
+    StepHistory
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {describe(model)}")
+    if not callable(draw_batch):
+        raise TypeError(f"draw_batch must be a callable returning (inputs, targets), got "
+                        f"{describe(draw_batch)}")
+    steps = check_int("steps", steps, minimum=1)
+    if optimizer not in ("adam", "sgd"):
+        raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
+    lr = check_real("lr", lr, positive=True)
+    if max_norm is not None:
+        max_norm = check_real("max_norm", max_norm, positive=True)
+    loss_fn = nn.functional.mse_loss if loss_fn is None else loss_fn
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be callable, got {describe(loss_fn)}")
+    if test is not None:
+        if not isinstance(test, tuple) or len(test) != 2 or not all(
+                isinstance(t, torch.Tensor) for t in test):
+            raise TypeError(f"test must be a pair (inputs, targets) of torch tensors, got "
+                            f"{describe(test)}")
+    wanted = sorted({check_int("checkpoints[k]", c, minimum=0) for c in checkpoints})
+    if wanted and wanted[-1] > steps:
+        raise ValueError(f"checkpoints must be at most steps = {steps}, got {wanted[-1]}")
+    if wanted and test is None:
+        raise ValueError("checkpoints need a test set: pass test=(inputs, targets)")
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    if not parameters:
+        raise ValueError("model has no trainable parameters (requires_grad=True)")
+    device = parameters[0].device
+    make = torch.optim.Adam if optimizer == "adam" else torch.optim.SGD
+    opt = make(parameters, lr=lr)
+    losses, norms, done, test_losses = [], [], [], []
+    diverged_at = None
+    if 0 in wanted:
+        done.append(0)
+        test_losses.append(_test_loss(model, test, loss_fn, device))
+    model.train()
+    for step in range(1, steps + 1):
+        inputs, targets = draw_batch()
+        loss = loss_fn(model(inputs.to(device)), targets.to(device))
+        opt.zero_grad()
+        loss.backward()
+        norm = nn.utils.clip_grad_norm_(parameters, max_norm=max_norm or math.inf)
+        losses.append(loss.item())
+        norms.append(norm.item())
+        if not (math.isfinite(losses[-1]) and math.isfinite(norms[-1])):
+            diverged_at = step
+            break
+        opt.step()
+        if step in wanted and step != steps:
+            done.append(step)
+            test_losses.append(_test_loss(model, test, loss_fn, device))
+    if test is not None:
+        done.append(len(losses) if diverged_at is None else diverged_at - 1)
+        test_losses.append(_test_loss(model, test, loss_fn, device))
+    return StepHistory(losses=np.array(losses), grad_norms=np.array(norms), checkpoints=done,
+                       test_losses=np.array(test_losses), diverged_at=diverged_at)
