@@ -365,3 +365,336 @@ def test_rolling_origin_rejects_bad_arguments():
         ts.rolling_origin(values, lambda h: [0.0], first_origin=3, horizon=1, window=4)
     with pytest.raises(TypeError, match="forecaster must be callable"):
         ts.rolling_origin(values, None, first_origin=5, horizon=1)
+
+
+def test_rolling_windows_is_rolling_origin_in_one_batch():
+    values = np.cos(np.arange(60.0) / 3) + np.arange(60.0) / 10
+    windows = ts.make_windows(values, 6, 3, targets_to=40)
+    model = ts.LinearAR().fit(windows.inputs, windows.targets)
+    calls = []
+
+    def predict(inputs):
+        calls.append(inputs.shape)
+        return model.predict(inputs)
+
+    batched = ts.rolling_windows(values, predict, first_origin=40, horizon=3, input_length=6)
+    looped = ts.rolling_origin(values, lambda h: model.predict(h[None, -6:])[0], first_origin=40,
+                               horizon=3)
+    assert calls == [(18, 6)]  # one call for the 18 origins 40 .. 57
+    np.testing.assert_array_equal(batched.origins, looped.origins)
+    np.testing.assert_array_equal(batched.actuals, looped.actuals)
+    np.testing.assert_allclose(batched.forecasts, looped.forecasts, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="input_length"):
+        ts.rolling_windows(values, predict, first_origin=5, horizon=3, input_length=6)
+    with pytest.raises(ValueError, match="predict returned shape"):
+        ts.rolling_windows(values, lambda x: x[:, :2], first_origin=40, horizon=3,
+                           input_length=6)
+
+
+# --- trend baselines and the relative AR ---------------------------------------------------
+
+
+def test_drift_slope_by_hand():
+    y = np.array([1.0, 3.0, 4.0, 8.0])
+    assert ts.drift_slope(y) == pytest.approx(7 / 3)  # (8 - 1) / 3
+    assert ts.drift_slope(y, lag=2) == pytest.approx(2.0)  # mean(4 - 1, 8 - 3) / 2
+    with pytest.raises(ValueError, match="longer than lag"):
+        ts.drift_slope(y, lag=4)
+
+
+def test_drift_forecasts_by_hand():
+    np.testing.assert_allclose(ts.drift_forecast(np.array([[1.0, 2.0, 5.0]]), 3, 0.5),
+                               [[5.5, 6.0, 6.5]])
+    # season 2, slope 1: the last season (3, 4) moved up by 2 per season it lies back
+    np.testing.assert_allclose(ts.seasonal_drift_forecast(np.array([[1.0, 2.0, 3.0, 4.0]]), 5,
+                                                          2, 1.0),
+                               [[5.0, 6.0, 7.0, 8.0, 9.0]])
+    np.testing.assert_array_equal(ts.seasonal_drift_forecast(INPUTS, 4, 2, 0.0),
+                                  ts.seasonal_naive_forecast(INPUTS, 4, 2))
+    with pytest.raises(TypeError, match="slope must be a real number"):
+        ts.drift_forecast(INPUTS, 2, "fast")
+
+
+def test_drift_methods_are_exact_on_their_own_model():
+    t = np.arange(120.0)
+    line = 2.0 + 0.3 * t
+    windows = ts.make_windows(line, 24, 12)
+    slope = ts.drift_slope(line)
+    np.testing.assert_allclose(ts.drift_forecast(windows.inputs, 12, slope), windows.targets,
+                               atol=1e-10)
+    season = np.array([0.0, 2.0, 3.0, 1.0, -1.0, -2.0, -3.0, -1.5, 0.5, 1.0, 0.5, -0.5])
+    seasonal = line + season[t.astype(int) % 12]
+    windows = ts.make_windows(seasonal, 24, 12)
+    slope = ts.drift_slope(seasonal, lag=12)
+    assert slope == pytest.approx(0.3)
+    np.testing.assert_allclose(ts.seasonal_drift_forecast(windows.inputs, 12, 12, slope),
+                               windows.targets, atol=1e-10)
+    # Without the drift the seasonal naive forecast is a year of trend too low.
+    np.testing.assert_allclose(windows.targets - ts.seasonal_naive_forecast(windows.inputs, 12,
+                                                                            12), 12 * 0.3)
+
+
+def test_relative_ar_recovers_a_unit_sum_autoregression():
+    # y_t = 1 + y_{t-1} + 0.5 (y_{t-1} - y_{t-2}): lag coefficients 1.5 and -0.5 sum to 1.
+    y = np.zeros(80)
+    y[:2] = [0.0, 0.3]
+    for t in range(2, 80):
+        y[t] = 1.0 + y[t - 1] + 0.5 * (y[t - 1] - y[t - 2])
+    windows = ts.make_windows(y, input_length=2, horizon=1)
+    model = ts.LinearAR(relative=True).fit(windows.inputs, windows.targets)
+    # The change from the last value: 1 - 0.5 (y_{o-2} - y_{o-1}).
+    np.testing.assert_allclose(model.coef_[:, 0], [1.0, -0.5], atol=1e-8)
+    assert model.coef_.shape == (2, 1)  # intercept and L - 1 = 1 difference
+    np.testing.assert_allclose(model.predict(windows.inputs), windows.targets, rtol=1e-10)
+
+
+def test_relative_ar_moves_one_for_one_with_the_level():
+    rng = np.random.default_rng(3)
+    inputs, targets = rng.normal(size=(50, 6)), rng.normal(size=(50, 3))
+    relative = ts.LinearAR(relative=True).fit(inputs, targets)
+    levels = ts.LinearAR().fit(inputs, targets)
+    shifted = inputs + 100.0
+    np.testing.assert_allclose(relative.predict(shifted), relative.predict(inputs) + 100.0,
+                               atol=1e-9)
+    # The AR on levels has no such constraint: its forecasts do not follow the shift.
+    assert not np.allclose(levels.predict(shifted), levels.predict(inputs) + 100.0)
+    with pytest.raises(ValueError, match="at least L = 2"):
+        ts.LinearAR(relative=True).fit(inputs[:, :1], targets)
+    with pytest.raises(TypeError, match="relative must be True or False"):
+        ts.LinearAR(relative="yes")
+
+
+# --- statsmodels' SARIMA and ETS, filtered forward -----------------------------------------
+
+
+def _seasonal_series(n=132, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    return 300 + 0.1 * t + 3 * np.sin(2 * np.pi * t / 12) + np.cumsum(rng.normal(0, 0.2, n))
+
+
+@pytest.mark.parametrize("fit", [ts.fit_sarima, ts.fit_ets])
+def test_state_space_rolling_equals_a_filter_per_origin(fit):
+    values = _seasonal_series()
+    model = fit(values[:96], horizon=6)
+    fast, _ = model.rolling(values, first_origin=100, last_origin=110)
+    slow = ts.rolling_origin(values, model, first_origin=100, last_origin=110, horizon=6)
+    np.testing.assert_array_equal(fast.origins, slow.origins)
+    np.testing.assert_array_equal(fast.actuals, slow.actuals)
+    np.testing.assert_allclose(fast.forecasts, slow.forecasts, rtol=0, atol=1e-8)
+
+
+@pytest.mark.parametrize("fit", [ts.fit_sarima, ts.fit_ets])
+def test_state_space_forecasts_the_training_end_like_statsmodels(fit):
+    values = _seasonal_series(seed=1)
+    model = fit(values[:96], horizon=12)
+    np.testing.assert_allclose(model(values[:96]), np.asarray(model.results.forecast(12)),
+                               atol=1e-8)
+    result, intervals = model.rolling(values[:108], first_origin=96, coverage=0.8)
+    assert result.origins.tolist() == [96]
+    np.testing.assert_allclose(result.forecasts[0], np.asarray(model.results.forecast(12)),
+                               atol=1e-8)
+    assert np.all(intervals.lower < result.forecasts) and np.all(result.forecasts
+                                                                 < intervals.upper)
+    width = intervals.upper - intervals.lower
+    assert np.all(np.diff(width[0]) > 0)  # the further ahead, the wider
+
+
+def test_sarima_intervals_are_statsmodels_prediction_intervals():
+    values = _seasonal_series(seed=3)
+    model = ts.fit_sarima(values[:96], horizon=6)
+    _, intervals = model.rolling(values, first_origin=101, last_origin=101, coverage=0.9)
+    expected = model.results.apply(values[:101]).get_forecast(6).conf_int(alpha=0.1)
+    np.testing.assert_allclose(intervals.lower[0], expected[:, 0], atol=1e-8)
+    np.testing.assert_allclose(intervals.upper[0], expected[:, 1], atol=1e-8)
+
+
+def test_state_space_models_reject_bad_arguments():
+    values = _seasonal_series()
+    with pytest.raises(ValueError, match="two seasons"):
+        ts.fit_ets(values[:20])
+    with pytest.raises(ValueError, match="order must be"):
+        ts.fit_sarima(values, order=(1, 1))
+    model = ts.fit_sarima(values[:96], horizon=12)
+    with pytest.raises(ValueError, match="last_origin"):
+        model.rolling(values, first_origin=100, last_origin=125)
+    with pytest.raises(ValueError, match="coverage must lie strictly between 0 and 1"):
+        model.rolling(values, first_origin=100, coverage=80)
+
+
+# --- prediction intervals ------------------------------------------------------------------
+
+
+def test_empirical_intervals_by_hand():
+    actuals = np.array([[0.0], [0.0], [0.0], [0.0], [0.0]])
+    validation = ts.RollingOrigin(np.arange(5), actuals - np.array([[-1.0], [0], [1], [2], [3]]),
+                                  actuals)  # errors y - y_hat: -1, 0, 1, 2, 3
+    test = ts.RollingOrigin(np.array([7, 8]), np.array([[10.0], [20.0]]),
+                            np.array([[12.0], [25.0]]))
+    intervals = ts.empirical_intervals(validation, test, coverage=0.6)
+    # 20% and 80% quantiles of (-1, 0, 1, 2, 3), linear interpolation: -0.2 and 2.2
+    np.testing.assert_allclose(intervals.lower, [[9.8], [19.8]])
+    np.testing.assert_allclose(intervals.upper, [[12.2], [22.2]])
+    assert intervals.coverage == 0.6
+    np.testing.assert_allclose(ts.interval_coverage(test.actuals, intervals), [0.5])
+    with pytest.raises(ValueError, match="coverage must lie strictly"):
+        ts.empirical_intervals(validation, test, coverage=1.0)
+    with pytest.raises(ValueError, match="actuals has shape"):
+        ts.interval_coverage(np.zeros((3, 1)), intervals)
+
+
+def test_empirical_intervals_hold_their_coverage_on_errors_like_the_validation_ones():
+    rng = np.random.default_rng(5)
+    horizon = 3
+    spread = np.array([1.0, 2.0, 4.0])  # errors grow with the lead
+
+    def period(size):
+        actuals = rng.normal(size=(size, horizon)) * spread
+        return ts.RollingOrigin(np.arange(size), np.zeros((size, horizon)), actuals)
+
+    validation, test = period(4000), period(4000)
+    intervals = ts.empirical_intervals(validation, test, coverage=0.8)
+    np.testing.assert_allclose(ts.interval_coverage(test.actuals, intervals), 0.8, atol=0.02)
+    # 80% of a normal lies within 1.2816 standard deviations
+    np.testing.assert_allclose(intervals.upper[0], 1.2816 * spread, rtol=0.06)
+
+
+# --- Diebold-Mariano ----------------------------------------------------------------------
+
+
+def test_long_run_variance_by_hand():
+    d = np.array([1.0, 2.0, 4.0, 3.0])  # mean 2.5, centred -1.5, -0.5, 1.5, 0.5
+    assert ts.long_run_variance(d, 0) == pytest.approx(5 / 4)
+    # g_1 = (0.75 - 0.75 + 0.75) / 4; Bartlett weight of lag 1 with lag = 1: 1/2
+    assert ts.long_run_variance(d, 1) == pytest.approx(5 / 4 + 2 * 0.5 * 0.1875)
+    with pytest.raises(ValueError, match="lag must be smaller"):
+        ts.long_run_variance(d, 4)
+
+
+def test_diebold_mariano_matches_statsmodels_newey_west():
+    import statsmodels.api as sm
+
+    rng = np.random.default_rng(0)
+    # Overlapping losses: a moving average of 5, like multi-step forecasts from near origins.
+    a = np.convolve(rng.normal(size=70), np.ones(5) / 5, "valid") + 0.1
+    b = np.zeros_like(a)
+    for lag in (0, 3, 11):
+        regression = sm.OLS(a - b, np.ones((len(a), 1))).fit(
+            cov_type="HAC", cov_kwds={"maxlags": lag, "use_correction": False})
+        result = ts.diebold_mariano(a, b, lag=lag)
+        assert result.statistic == pytest.approx(regression.tvalues[0], rel=1e-10)
+        assert result.n == len(a) and result.lag == lag
+        assert result.mean_difference == pytest.approx(a.mean())
+
+
+def test_diebold_mariano_without_lags_is_a_one_sample_t_test():
+    from scipy import stats
+
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(0.3, 1.0, 40), rng.normal(0.0, 1.0, 40)
+    result = ts.diebold_mariano(a, b, lag=0)
+    t_test = stats.ttest_1samp(a - b, 0.0)
+    # The same test, except that the variance divides by K instead of K - 1.
+    assert result.statistic == pytest.approx(t_test.statistic * np.sqrt(40 / 39))
+    swapped = ts.diebold_mariano(b, a, lag=0)
+    assert swapped.statistic == pytest.approx(-result.statistic) and swapped.p == result.p
+
+
+def test_diebold_mariano_overlap_weakens_the_evidence():
+    rng = np.random.default_rng(2)
+    d = np.convolve(rng.normal(size=72), np.ones(12) / 12, "valid") + 0.15
+    naive = ts.diebold_mariano(d, np.zeros_like(d), lag=0)
+    honest = ts.diebold_mariano(d, np.zeros_like(d), lag=11)
+    assert honest.p > naive.p  # correlated neighbours carry less information
+
+
+def test_diebold_mariano_rejects_bad_input():
+    with pytest.raises(ValueError, match="same origins"):
+        ts.diebold_mariano(np.ones(5), np.ones(6), lag=1)
+    with pytest.raises(ValueError, match="constant"):
+        ts.diebold_mariano(np.ones(5), np.zeros(5), lag=1)
+    with pytest.raises(ValueError, match="at least 3 origins"):
+        ts.diebold_mariano(np.ones(2), np.zeros(2), lag=0)
+
+
+# --- recurrent forecasters -----------------------------------------------------------------
+
+
+def _small_data():
+    values = _seasonal_series(n=150)
+    split = ts.chronological_split(150, 100, 125)
+    return values, split, ts.prepare_windows(values, split, 12, 3)
+
+
+def test_relative_forecaster_moves_one_for_one_with_the_level():
+    import torch
+
+    torch.manual_seed(0)
+    model = ts.RecurrentForecaster("gru", 4, horizon=3, relative=True)
+    windows = torch.randn(12, 5, 1)
+    np.testing.assert_allclose((model(windows + 10.0) - 10.0).detach().numpy(),
+                               model(windows).detach().numpy(), atol=1e-5)
+    levels = ts.RecurrentForecaster("gru", 4, horizon=3, relative=False)
+    assert not torch.allclose(levels(windows + 10.0) - 10.0, levels(windows), atol=1e-3)
+    assert isinstance(model.recurrent, torch.nn.GRU) and model.head.out_features == 3
+    with pytest.raises(ValueError, match="kind must be one of"):
+        ts.RecurrentForecaster("transformer", 4, 3)
+    with pytest.raises(ValueError, match=r"windows must have shape \(L, N, 1\)"):
+        model(torch.randn(12, 5))
+
+
+def test_train_forecaster_is_reproducible_and_keeps_the_best_epoch():
+    values, split, data = _small_data()
+    first, history = ts.train_forecaster("lstm", 4, data, seed=3, epochs=40, patience=5,
+                                         device="cpu")
+    second, again = ts.train_forecaster("lstm", 4, data, seed=3, epochs=40, patience=5,
+                                        device="cpu")
+    assert history.train_loss == again.train_loss
+    for p, q in zip(first.parameters(), second.parameters(), strict=True):
+        assert torch_equal(p, q)
+    assert history.validation_loss[history.best_epoch - 1] == min(history.validation_loss)
+    fixed, budget = ts.train_forecaster("lstm", 4, data, seed=3, epochs=7, patience=None,
+                                        device="cpu")
+    assert budget.epochs == 7 and budget.validation_loss == [] and not budget.stopped_early
+    with pytest.raises(TypeError, match="data must be a ForecastData"):
+        ts.train_forecaster("lstm", 4, data.train, device="cpu")
+
+
+def torch_equal(p, q):
+    import torch
+
+    return torch.equal(p, q)
+
+
+def test_network_forecaster_works_in_ppm_and_in_batches():
+    values, split, data = _small_data()
+    model, _ = ts.train_forecaster("rnn", 4, data, seed=0, epochs=5, patience=None,
+                                   device="cpu")
+    forecast = ts.network_forecaster(model, data.scaler, 12)
+    looped = ts.rolling_origin(values, forecast, first_origin=split.test.start, horizon=3)
+    batched = ts.rolling_windows(values, forecast.predict, first_origin=split.test.start,
+                                 horizon=3, input_length=12)
+    np.testing.assert_allclose(batched.forecasts, looped.forecasts, rtol=1e-6)
+    # In ppm: the network's scaled output for the test windows, scaled back.
+    import torch
+
+    with torch.no_grad():
+        scaled = model(torch.tensor(ts.time_major(data.test.inputs), dtype=torch.float32))
+    np.testing.assert_allclose(batched.forecasts,
+                               data.scaler.inverse_transform(scaled.double().numpy()),
+                               rtol=1e-6)
+    with pytest.raises(TypeError, match="scaler must be a StandardScaler"):
+        ts.network_forecaster(model, None, 12)
+
+
+def test_refit_windows_reach_the_test_start_and_no_further():
+    values, split, _ = _small_data()
+    refit = ts.prepare_windows(values, split, 12, 3, through_validation=True)
+    assert refit.scaler.mean_ == pytest.approx(values[:split.test.start].mean())
+    assert refit.train.origins[-1] + 3 == split.test.start  # the last targets end there
+    changed = values.copy()
+    changed[split.test] += 50.0  # the test part cannot reach the refit's training data
+    again = ts.prepare_windows(changed, split, 12, 3, through_validation=True)
+    np.testing.assert_array_equal(again.train.inputs, refit.train.inputs)
+    np.testing.assert_array_equal(again.train.targets, refit.train.targets)
+    assert again.scaler.mean_ == refit.scaler.mean_

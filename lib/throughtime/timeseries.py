@@ -8,11 +8,22 @@ The pieces of an honest forecasting pipeline, in the order a chapter uses them:
 4. ``make_windows`` and ``time_major``: (input length L, horizon) pairs for a network.
    ``prepare_windows`` does 3 and 4 at once for the three parts.
 5. Baselines that any model must beat, all in one format (inputs (N, L) to forecasts
-   (N, horizon)): ``persistence_forecast``, ``seasonal_naive_forecast``, ``mean_forecast``
-   and ``LinearAR`` (a linear autoregression on the same L lags).
-6. Metrics ``mae``, ``rmse``, ``mase`` (Hyndman and Koehler 2006) and ``r_squared``, and
-   ``rolling_origin``,
-   which moves the forecast origin through the test period and forecasts again at each one.
+   (N, horizon)): ``persistence_forecast``, ``seasonal_naive_forecast``, ``mean_forecast``,
+   the trend-following ``drift_forecast`` and ``seasonal_drift_forecast`` (slope from
+   ``drift_slope``), and ``LinearAR`` (a linear autoregression on the same L lags, on levels
+   or, with ``relative=True``, on the same relative inputs as the networks).
+6. The field's standard models from statsmodels, fit once on the training part and filtered
+   forward with fixed parameters: ``fit_sarima`` and ``fit_ets`` (``StateSpaceForecaster``).
+7. Recurrent forecasters: ``RecurrentForecaster`` (``torch.nn`` RNN, LSTM or GRU and a linear
+   read-out), ``train_forecaster`` (Adam, early stopping on the validation windows) and
+   ``network_forecaster``.
+8. Metrics ``mae``, ``rmse``, ``mase`` and ``r_squared``; ``rolling_origin`` (and its batched
+   twin ``rolling_windows``), which moves the forecast origin through a period and forecasts
+   again at each one.
+9. Uncertainty: prediction intervals (``empirical_intervals`` from validation errors,
+   ``StateSpaceForecaster.rolling`` from the model) and their ``interval_coverage``; the
+   Diebold-Mariano test (``diebold_mariano``, with a Newey-West variance for the overlapping
+   multi-step origins) for differences between two forecasters on the same origins.
 
 Conventions: a series is a 1-D float array of values y_0, ..., y_{n-1} (position t is time
 t). A window that starts at position i has inputs y_i, ..., y_{i+L-1} and targets
@@ -27,8 +38,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
+import torch
+from torch import nn
 
-from ._validate import check_choice, check_float_array, check_int, describe
+from ._validate import check_choice, check_float_array, check_int, check_real, describe
+from .training import History, choose_device, fit, seed_everything
 
 __all__ = [
     "MONTHS_PER_YEAR",
@@ -49,9 +63,25 @@ __all__ = [
     "persistence_forecast",
     "seasonal_naive_forecast",
     "mean_forecast",
+    "drift_slope",
+    "drift_forecast",
+    "seasonal_drift_forecast",
     "LinearAR",
+    "StateSpaceForecaster",
+    "fit_sarima",
+    "fit_ets",
+    "RecurrentForecaster",
+    "train_forecaster",
+    "network_forecaster",
     "RollingOrigin",
     "rolling_origin",
+    "rolling_windows",
+    "Intervals",
+    "empirical_intervals",
+    "interval_coverage",
+    "DieboldMariano",
+    "long_run_variance",
+    "diebold_mariano",
 ]
 
 MONTHS_PER_YEAR = 12
@@ -338,7 +368,8 @@ class ForecastData(NamedTuple):
 
 
 def prepare_windows(values: np.ndarray | pd.Series, split: Split, input_length: int,
-                    horizon: int, scaler: StandardScaler | None = None) -> ForecastData:
+                    horizon: int, scaler: StandardScaler | None = None, *,
+                    through_validation: bool = False) -> ForecastData:
     """Scale the series with a scaler fit on the training part, then cut windows per part.
 
     Each part's windows have their targets inside that part (``make_windows``); the inputs of
@@ -354,6 +385,11 @@ def prepare_windows(values: np.ndarray | pd.Series, split: Split, input_length: 
     scaler : StandardScaler, optional
         Already fitted scaler to use instead (for experiments; ``None``, the default, fits a
         new one on ``values[split.train]``).
+    through_validation : bool
+        For the refit before the test, once every choice has been made on validation: the
+        scaler is fit on training and validation values together, and the training windows
+        are every window whose targets lie before the test part. The validation windows are
+        still returned (now inside the training data); nothing of the test part is used.
 
     Returns
     -------
@@ -365,13 +401,17 @@ def prepare_windows(values: np.ndarray | pd.Series, split: Split, input_length: 
         raise TypeError(f"split must be a Split from chronological_split, got {describe(split)}")
     if split.test.stop != len(values):
         raise ValueError(f"split covers {split.test.stop} values but values has {len(values)}")
+    if not isinstance(through_validation, bool | np.bool_):
+        raise TypeError(f"through_validation must be True or False, got "
+                        f"{describe(through_validation)}")
+    known = slice(0, split.test.start) if through_validation else split.train
     if scaler is None:
-        scaler = StandardScaler().fit(values[split.train])
+        scaler = StandardScaler().fit(values[known])
     elif not isinstance(scaler, StandardScaler):
         raise TypeError(f"scaler must be a StandardScaler, got {describe(scaler)}")
     scaled = scaler.transform(values)
     parts = [make_windows(scaled, input_length, horizon, targets_from=part.start,
-                          targets_to=part.stop) for part in split]
+                          targets_to=part.stop) for part in (known, split.validation, split.test)]
     return ForecastData(scaler, *parts)
 
 
@@ -435,10 +475,13 @@ def seasonal_naive_mae(y_train: np.ndarray | pd.Series, season: int) -> float:
 
 def mase(y_true: np.ndarray, y_pred: np.ndarray, y_train: np.ndarray | pd.Series,
          season: int) -> float:
-    """Mean absolute scaled error (Hyndman and Koehler 2006).
+    """Mean absolute scaled error, in its seasonal form.
 
     ``MASE = mean |y - y_hat| / Q`` with Q = ``seasonal_naive_mae(y_train, season)``, the
     in-sample MAE of the seasonal naive forecast y_hat_t = y_{t-m} on the training part.
+    Hyndman and Koehler (2006) defined MASE with the one-step naive forecast as the scale
+    (``season=1`` here); scaling by the seasonal naive forecast for seasonal data is the form
+    of Hyndman and Athanasopoulos, *Forecasting: Principles and Practice*.
     MASE < 1: the forecast beats, on average, what the seasonal naive method achieved
     in-sample. One scale serves every horizon, so errors at different horizons stay
     comparable.
@@ -501,27 +544,96 @@ def mean_forecast(inputs: np.ndarray, horizon: int, mean: float) -> np.ndarray:
     return np.full((inputs.shape[0], horizon), float(mean), dtype=inputs.dtype)
 
 
+def drift_slope(y_train: np.ndarray | pd.Series, lag: int = 1) -> float:
+    """The average change per step over the training part: ``mean(y_t - y_{t-lag}) / lag``.
+
+    With ``lag = 1`` this is (y_{n-1} - y_0) / (n - 1), the slope of the drift method: the
+    line through the first and the last training values. With ``lag = m`` (the season) it is
+    the mean change over one season divided by m; the seasonal cycle cancels in every
+    difference, which makes it the drift of a seasonal random walk y_t = y_{t-m} + m b + e_t.
+    Measured on the training part only, like every fitted quantity.
+
+    Parameters
+    ----------
+    y_train : array of shape (n,)
+    lag : int
+        1 for the drift method, the season m for seasonal naive with drift.
+
+    Returns
+    -------
+    float
+        The slope b, in units of y per step.
+    """
+    y_train = _as_series_values("y_train", y_train)
+    lag = check_int("lag", lag, minimum=1)
+    if len(y_train) <= lag:
+        raise ValueError(f"y_train must be longer than lag = {lag}, got {len(y_train)} values")
+    return float(np.mean(y_train[lag:] - y_train[:-lag]) / lag)
+
+
+def drift_forecast(inputs: np.ndarray, horizon: int, slope: float) -> np.ndarray:
+    """Persistence plus a straight trend: y_hat_{o+h} = y_{o-1} + (h + 1) b, h = 0, 1, ...
+
+    ``inputs`` (N, L) gives forecasts (N, horizon); b = ``slope`` (see ``drift_slope``).
+    """
+    inputs, horizon = _check_inputs(inputs, horizon)
+    slope = check_real("slope", slope)
+    return inputs[:, -1:] + slope * np.arange(1, horizon + 1, dtype=inputs.dtype)
+
+
+def seasonal_drift_forecast(inputs: np.ndarray, horizon: int, season: int,
+                            slope: float) -> np.ndarray:
+    """Seasonal naive plus the trend since then: y_hat_{o+h} = y_{o+h-mk} + m k b.
+
+    k = ceil((h + 1) / m) is how many seasons back the copied value lies (h from 0), so the
+    copy is moved up by the trend of those k seasons, k m b. ``inputs`` (N, L) with L >= m
+    gives forecasts (N, horizon); b = ``slope`` (``drift_slope(y_train, lag=m)``).
+    """
+    naive = seasonal_naive_forecast(inputs, horizon, season)
+    slope = check_real("slope", slope)
+    seasons_back = np.arange(horizon) // season + 1
+    return naive + slope * season * seasons_back.astype(naive.dtype)
+
+
 class LinearAR:
     """A linear autoregression on the last L values, one least-squares fit per lead (direct).
 
-    For each lead h = 1, ..., horizon:
+    For each lead h = 1, ..., horizon, on levels (``relative=False``, the default):
     y_hat_{o+h-1} = b_h + sum over j = 1..L of a_{h,j} y_{o-j}, with (b_h, a_h) minimising
     the squared error on the training windows (``numpy.linalg.lstsq``). It sees exactly the
     windows the networks see, so it is the linear version of the same forecaster.
 
+    With ``relative=True`` it reads the window relative to its last value, as the book's
+    relative networks do, and forecasts the change from it:
+    y_hat_{o+h-1} = y_{o-1} + b_h + sum over j = 2..L of a_{h,j} (y_{o-j} - y_{o-1}).
+    In levels this is the same model with lag coefficients constrained to sum to 1: a
+    forecast moves one for one with the level of its window, so a trend beyond the training
+    range does not pull it back.
+
+    Parameters
+    ----------
+    relative : bool
+        Fit on windows and targets minus the window's last value (default False: levels).
+
     Attributes
     ----------
-    coef_ : numpy.ndarray, shape (L + 1, horizon)
-        Row 0 holds the intercepts b_h; row j (1..L) multiplies ``inputs[:, j - 1]``
-        (oldest value first, like the inputs).
+    coef_ : numpy.ndarray
+        On levels, shape (L + 1, horizon): row 0 holds the intercepts b_h; row j (1..L)
+        multiplies ``inputs[:, j - 1]`` (oldest value first, like the inputs). Relative,
+        shape (L, horizon): row 0 the intercepts, row j (1..L-1) multiplies
+        ``inputs[:, j - 1] - inputs[:, -1]``.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, relative: bool = False) -> None:
+        if not isinstance(relative, bool | np.bool_):
+            raise TypeError(f"relative must be True or False, got {describe(relative)}")
+        self.relative = bool(relative)
         self.coef_: np.ndarray | None = None
+        self.input_length_: int | None = None
 
-    @staticmethod
-    def _design(inputs: np.ndarray) -> np.ndarray:
-        return np.hstack([np.ones((inputs.shape[0], 1), dtype=inputs.dtype), inputs])
+    def _design(self, inputs: np.ndarray) -> np.ndarray:
+        features = inputs[:, :-1] - inputs[:, -1:] if self.relative else inputs
+        return np.hstack([np.ones((inputs.shape[0], 1), dtype=inputs.dtype), features])
 
     def fit(self, inputs: np.ndarray, targets: np.ndarray) -> LinearAR:
         """Least squares on windows ``inputs`` (N, L) and ``targets`` (N, horizon)."""
@@ -530,19 +642,305 @@ class LinearAR:
         if targets.shape[0] != inputs.shape[0]:
             raise ValueError(f"inputs and targets must hold the same number of windows, got "
                              f"{inputs.shape[0]} and {targets.shape[0]}")
-        if inputs.shape[0] < inputs.shape[1] + 1:
-            raise ValueError(f"need at least L + 1 = {inputs.shape[1] + 1} windows to fit "
-                             f"{inputs.shape[1] + 1} coefficients, got {inputs.shape[0]}")
-        self.coef_, *_ = np.linalg.lstsq(self._design(inputs), targets, rcond=None)
+        if self.relative and inputs.shape[1] < 2:
+            raise ValueError("a relative AR needs windows of at least L = 2 values (the last "
+                             f"one is subtracted from the others), got L = {inputs.shape[1]}")
+        design = self._design(inputs)
+        if inputs.shape[0] < design.shape[1]:
+            count = "L" if self.relative else "L + 1"
+            raise ValueError(f"need at least {count} = {design.shape[1]} windows to fit "
+                             f"{design.shape[1]} coefficients, got {inputs.shape[0]}")
+        if self.relative:
+            targets = targets - inputs[:, -1:]
+        self.coef_, *_ = np.linalg.lstsq(design, targets, rcond=None)
+        self.input_length_ = inputs.shape[1]
         return self
 
     def predict(self, inputs: np.ndarray) -> np.ndarray:
         """Forecasts (N, horizon) for windows ``inputs`` (N, L)."""
         if self.coef_ is None:
             raise RuntimeError("LinearAR.predict was called before fit")
-        length = self.coef_.shape[0] - 1
-        inputs = check_float_array("inputs", inputs, shape=(None, length), dims=("N", "L"))
-        return self._design(inputs) @ self.coef_
+        inputs = check_float_array("inputs", inputs, shape=(None, self.input_length_),
+                                   dims=("N", "L"))
+        forecasts = self._design(inputs) @ self.coef_
+        return forecasts + inputs[:, -1:] if self.relative else forecasts
+
+
+# --------------------------------------------------------------------------------------
+# The field's standard models (statsmodels), fit once and filtered forward
+# --------------------------------------------------------------------------------------
+
+
+class StateSpaceForecaster:
+    """A SARIMA or ETS model fit once on the training part, then filtered forward.
+
+    The parameters are estimated once (``fit_sarima``, ``fit_ets``); at each later origin o
+    the model runs its filter over ``values[:o]`` with those parameters fixed and forecasts
+    the next ``horizon`` values. That is the usual way to roll a statistical model through a
+    test period without re-estimating it, the same protocol as a network trained once.
+
+    Call it like any forecaster (``forecaster(history)``, one filter pass per call; works
+    with ``rolling_origin``), or use ``rolling`` to forecast at many origins from a single
+    filter pass over the whole series, with prediction intervals if asked.
+
+    Attributes
+    ----------
+    name : str
+        ``"SARIMA(p,d,q)(P,D,Q)m"`` or ``"ETS(A,A,A)"``.
+    results : statsmodels results
+        The fit on the training part (``results.params``, ``results.summary()``).
+    horizon : int
+    """
+
+    def __init__(self, name: str, results: Any, with_data: Callable[[np.ndarray], Any],
+                 horizon: int) -> None:
+        self.name = name
+        self.results = results
+        self._with_data = with_data
+        self.horizon = check_int("horizon", horizon, minimum=1)
+
+    def __call__(self, history: np.ndarray) -> np.ndarray:
+        """The next ``horizon`` values after ``history`` (1-D), parameters fixed."""
+        history = _as_series_values("history", history).astype(np.float64)
+        return np.asarray(self._with_data(history).forecast(self.horizon), dtype=np.float64)
+
+    def rolling(self, values: np.ndarray | pd.Series, *, first_origin: int,
+                last_origin: int | None = None,
+                coverage: float | None = None) -> tuple[RollingOrigin, Intervals | None]:
+        """Forecast at every origin first_origin, ..., last_origin from one filter pass.
+
+        The same forecasts as ``rolling_origin(values, self, ...)``: the filter is causal,
+        so its state at o depends on ``values[:o]`` only, and the forecast from o is the
+        model's dynamic prediction from that state (statsmodels' ``get_prediction`` with
+        ``dynamic=0``).
+
+        Parameters
+        ----------
+        values : array of shape (n,)
+        first_origin, last_origin : int
+            As in ``rolling_origin`` (default last origin: n - horizon).
+        coverage : float, optional
+            Also return the model's central prediction intervals of this probability
+            (for example 0.8): from the Gaussian forecast distribution, whose variance grows
+            with the lead.
+
+        Returns
+        -------
+        (RollingOrigin, Intervals or None)
+        """
+        values = _as_series_values("values", values).astype(np.float64)
+        n, horizon = len(values), self.horizon
+        first_origin = check_int("first_origin", first_origin, minimum=1)
+        last_origin = n - horizon if last_origin is None else check_int(
+            "last_origin", last_origin, minimum=1)
+        if not first_origin <= last_origin <= n - horizon:
+            raise ValueError(f"need first_origin <= last_origin <= n - horizon = {n - horizon}, "
+                             f"got first_origin = {first_origin}, last_origin = {last_origin}")
+        if coverage is not None:
+            coverage = _check_coverage(coverage)
+        filtered = self._with_data(values)
+        origins = np.arange(first_origin, last_origin + 1)
+        forecasts = np.empty((len(origins), horizon))
+        lower, upper = np.empty_like(forecasts), np.empty_like(forecasts)
+        for k, origin in enumerate(origins):
+            prediction = filtered.get_prediction(start=int(origin),
+                                                 end=int(origin) + horizon - 1, dynamic=0)
+            forecasts[k] = np.asarray(prediction.predicted_mean, dtype=np.float64)
+            if coverage is not None:
+                bounds = _prediction_bounds(prediction, 1 - coverage)
+                lower[k], upper[k] = bounds[:, 0], bounds[:, 1]
+        actuals = np.stack([values[o:o + horizon] for o in origins])
+        result = RollingOrigin(origins, forecasts, actuals)
+        intervals = None if coverage is None else Intervals(lower, upper, coverage)
+        return result, intervals
+
+    def __repr__(self) -> str:
+        return f"StateSpaceForecaster({self.name}, horizon={self.horizon})"
+
+
+def _prediction_bounds(prediction: Any, alpha: float) -> np.ndarray:
+    """(horizon, 2) lower and upper bounds from a statsmodels prediction (SARIMAX or ETS)."""
+    if hasattr(prediction, "pred_int"):  # ETS
+        bounds = prediction.pred_int(alpha=alpha)
+    else:  # state-space models: conf_int of a forecast includes the observation noise
+        bounds = prediction.conf_int(alpha=alpha)
+    return np.asarray(bounds, dtype=np.float64)
+
+
+def fit_sarima(y_train: np.ndarray | pd.Series, *, order: tuple[int, int, int] = (1, 1, 1),
+               seasonal_order: tuple[int, int, int, int] = (0, 1, 1, MONTHS_PER_YEAR),
+               horizon: int = MONTHS_PER_YEAR) -> StateSpaceForecaster:
+    """SARIMA(p,d,q)(P,D,Q)_m by maximum likelihood on ``y_train`` (statsmodels ``SARIMAX``).
+
+    The default, SARIMA(1,1,1)(0,1,1)_12, differences once and once seasonally, so it
+    follows a trend and a yearly cycle of slowly changing shape; (0,1,1)(0,1,1)_12 is the
+    classic "airline" model, this one adds an AR(1) term.
+
+    Returns
+    -------
+    StateSpaceForecaster
+        Filters forward with the training estimates (``results.apply``).
+    """
+    from statsmodels.tsa.statespace.sarimax import SARIMAX
+
+    y_train = _as_series_values("y_train", y_train).astype(np.float64)
+    order = tuple(check_int(f"order[{i}]", v, minimum=0) for i, v in enumerate(order))
+    seasonal_order = tuple(check_int(f"seasonal_order[{i}]", v, minimum=0)
+                           for i, v in enumerate(seasonal_order))
+    if len(order) != 3 or len(seasonal_order) != 4:
+        raise ValueError(f"order must be (p, d, q) and seasonal_order (P, D, Q, m), got "
+                         f"{order} and {seasonal_order}")
+    results = SARIMAX(y_train, order=order, seasonal_order=seasonal_order).fit(disp=False)
+    name = "SARIMA({},{},{})({},{},{}){}".format(*order, *seasonal_order)
+    return StateSpaceForecaster(name, results, results.apply, horizon)
+
+
+def fit_ets(y_train: np.ndarray | pd.Series, *, season: int = MONTHS_PER_YEAR,
+            horizon: int = MONTHS_PER_YEAR) -> StateSpaceForecaster:
+    """ETS(A,A,A), additive Holt-Winters, by maximum likelihood (statsmodels ``ETSModel``).
+
+    Additive errors, an additive (undamped) trend and an additive season of ``season``
+    steps: level l, slope b and season s are updated by exponential smoothing, and the
+    forecast h steps ahead is l_t + h b_t + s_{t+h-m(k+1)}. The smoothing parameters and the
+    initial states are estimated on ``y_train`` and then kept fixed.
+
+    Returns
+    -------
+    StateSpaceForecaster
+        Filters forward with the training estimates (``ETSModel.smooth``).
+    """
+    from statsmodels.tsa.exponential_smoothing.ets import ETSModel
+
+    y_train = _as_series_values("y_train", y_train).astype(np.float64)
+    season = check_int("season", season, minimum=2)
+    if len(y_train) < 2 * season + 2:
+        raise ValueError(f"y_train must hold at least two seasons and two values "
+                         f"({2 * season + 2}), got {len(y_train)}")
+
+    def build(values: np.ndarray) -> Any:
+        # A pandas Series with a plain integer index: statsmodels' ETS predictions need one.
+        series = pd.Series(values, index=pd.RangeIndex(len(values)))
+        return ETSModel(series, error="add", trend="add", seasonal="add",
+                        seasonal_periods=season)
+
+    results = build(y_train).fit(disp=False)
+    return StateSpaceForecaster("ETS(A,A,A)", results,
+                                lambda values: build(values).smooth(results.params), horizon)
+
+
+# --------------------------------------------------------------------------------------
+# Recurrent forecasters (torch.nn)
+# --------------------------------------------------------------------------------------
+
+
+class RecurrentForecaster(nn.Module):
+    """A ``torch.nn`` RNN, LSTM or GRU that reads a window and forecasts ``horizon`` steps.
+
+    Reads scaled windows (L, N, 1), time-major, one value per step; a linear layer maps the
+    last hidden state h_L (N, H) to the forecasts (N, horizon) (direct multi-output). With
+    ``relative=True`` each window is shifted so that its last value is 0 and that value is
+    added back to the outputs,
+    y_hat_{o+h} = y_{o-1} + g_h(y_{o-L} - y_{o-1}, ..., y_{o-1} - y_{o-1}),
+    so the network forecasts the change from the last value seen.
+
+    Parameters
+    ----------
+    kind : {"rnn", "lstm", "gru"}
+        ``torch.nn.RNN`` (tanh), ``torch.nn.LSTM`` or ``torch.nn.GRU``, PyTorch's
+        initialisation.
+    hidden_size : int
+    horizon : int
+    relative : bool
+    """
+
+    def __init__(self, kind: str, hidden_size: int, horizon: int, relative: bool = True) -> None:
+        super().__init__()
+        check_choice("kind", kind, ("rnn", "lstm", "gru"))
+        hidden_size = check_int("hidden_size", hidden_size, minimum=1)
+        horizon = check_int("horizon", horizon, minimum=1)
+        layer = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[kind]
+        self.kind, self.relative = kind, bool(relative)
+        self.recurrent = layer(input_size=1, hidden_size=hidden_size)
+        self.head = nn.Linear(hidden_size, horizon)
+
+    def forward(self, windows: torch.Tensor) -> torch.Tensor:
+        """Windows (L, N, 1) -> forecasts (N, horizon), in the windows' units."""
+        if windows.ndim != 3 or windows.shape[-1] != 1:
+            raise ValueError(f"windows must have shape (L, N, 1), got {tuple(windows.shape)}")
+        last = windows[-1] if self.relative else torch.zeros_like(windows[-1])  # (N, 1)
+        states, _ = self.recurrent(windows - last)                           # (L, N, H)
+        return last + self.head(states[-1])                                  # (N, horizon)
+
+
+def _as_tensors(windows: Windows, device: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    inputs = torch.tensor(time_major(windows.inputs), dtype=torch.float32, device=device)
+    targets = torch.tensor(windows.targets, dtype=torch.float32, device=device)
+    return inputs, targets  # (L, N, 1) and (N, horizon)
+
+
+def train_forecaster(kind: str, hidden_size: int, data: ForecastData, *, relative: bool = True,
+                     seed: int = 0, lr: float = 1e-2, epochs: int = 2000,
+                     patience: int | None = 50, max_norm: float = 1.0,
+                     device: Any = None) -> tuple[RecurrentForecaster, History]:
+    """Train a ``RecurrentForecaster`` on ``data.train``, early stopping on ``data.validation``.
+
+    Adam (learning rate ``lr``) on all training windows at once, the mean squared error in
+    scaled units, gradients clipped to global norm ``max_norm``; the validation loss after
+    every epoch; training stops when it has not improved for ``patience`` epochs (or after
+    ``epochs``), and the best epoch's weights are put back (``training.fit``). The network
+    is initialised after ``seed_everything(seed)``. With ``patience=None`` it trains for
+    exactly ``epochs`` epochs and keeps the last weights (for a refit on more data with a
+    budget chosen beforehand; ``data.validation`` is then not used).
+
+    Returns
+    -------
+    (model, History)
+        The model in eval mode and what ``fit`` recorded.
+    """
+    if not isinstance(data, ForecastData):
+        raise TypeError(f"data must be a ForecastData from prepare_windows, got {describe(data)}")
+    device = choose_device() if device is None else torch.device(device)
+    if device.type == "cuda":  # as reproducible as cuDNN allows
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+    seed_everything(seed)
+    horizon = data.train.targets.shape[1]
+    model = RecurrentForecaster(kind, hidden_size, horizon, relative).to(device)
+    validation = None if patience is None else _as_tensors(data.validation, device)
+    history = fit(model, _as_tensors(data.train, device), validation=validation,
+                  batch_dim=(1, 0), lr=lr, epochs=epochs, patience=patience,
+                  max_norm=max_norm, seed=seed, progress=False)
+    return model.eval(), history
+
+
+def network_forecaster(model: nn.Module, scaler: StandardScaler,
+                       input_length: int) -> Callable[[np.ndarray], np.ndarray]:
+    """A forecaster for ``rolling_origin``/``rolling_windows`` from a trained network.
+
+    The scaler belongs to the model: the last ``input_length`` values are scaled, the
+    network forecasts, and the forecasts are scaled back to the series' units. The returned
+    function maps a history (n,) to (horizon,) and has a ``predict`` attribute that maps
+    windows (N, L) to forecasts (N, horizon) in one batch.
+    """
+    if not isinstance(scaler, StandardScaler):
+        raise TypeError(f"scaler must be a StandardScaler, got {describe(scaler)}")
+    input_length = check_int("input_length", input_length, minimum=1)
+    device = next(model.parameters()).device
+
+    def predict(inputs: np.ndarray) -> np.ndarray:
+        inputs = check_float_array("inputs", inputs, shape=(None, input_length),
+                                   dims=("N", "L"))
+        windows = torch.tensor(time_major(scaler.transform(inputs)), dtype=torch.float32,
+                               device=device)
+        with torch.no_grad():
+            scaled = model(windows).double().cpu().numpy()
+        return scaler.inverse_transform(scaled)
+
+    def forecast(history: np.ndarray) -> np.ndarray:
+        return predict(np.asarray(history, dtype=np.float64)[None, -input_length:])[0]
+
+    forecast.predict = predict
+    return forecast
 
 
 # --------------------------------------------------------------------------------------
@@ -623,3 +1021,208 @@ def rolling_origin(values: np.ndarray | pd.Series, forecaster: Callable[[np.ndar
         forecasts[k] = forecast
     actuals = np.stack([values[o:o + horizon] for o in origins])
     return RollingOrigin(origins, forecasts, actuals)
+
+
+def rolling_windows(values: np.ndarray | pd.Series, predict: Callable[[np.ndarray], Any], *,
+                    first_origin: int, horizon: int, input_length: int,
+                    last_origin: int | None = None) -> RollingOrigin:
+    """``rolling_origin`` for a fixed model that reads only the last L values, in one batch.
+
+    ``predict`` maps windows (N, L) to forecasts (N, horizon), like the baselines and
+    ``LinearAR.predict``; the window of origin o is ``values[o - L:o]``. The result equals
+    ``rolling_origin(values, lambda history: predict(history[None, -L:])[0], ...)`` with
+    origins one step apart, computed with one call of ``predict`` instead of one per origin.
+
+    Returns
+    -------
+    RollingOrigin
+        Origins (K,), forecasts (K, horizon) and actuals (K, horizon).
+    """
+    values = _as_series_values("values", values).astype(np.float64)
+    n = len(values)
+    horizon = check_int("horizon", horizon, minimum=1)
+    input_length = check_int("input_length", input_length, minimum=1)
+    first_origin = check_int("first_origin", first_origin, minimum=1)
+    last_origin = n - horizon if last_origin is None else check_int("last_origin", last_origin,
+                                                                      minimum=1)
+    if not callable(predict):
+        raise TypeError(f"predict must be callable, got {describe(predict)}")
+    if first_origin < input_length:
+        raise ValueError(f"first_origin = {first_origin} leaves fewer than input_length = "
+                         f"{input_length} past values")
+    if not first_origin <= last_origin <= n - horizon:
+        raise ValueError(f"need first_origin <= last_origin <= n - horizon = {n - horizon}, got "
+                         f"first_origin = {first_origin}, last_origin = {last_origin}")
+    origins = np.arange(first_origin, last_origin + 1)
+    inputs = np.stack([values[o - input_length:o] for o in origins])
+    forecasts = np.asarray(predict(inputs), dtype=np.float64)
+    if forecasts.shape != (len(origins), horizon):
+        raise ValueError(f"predict returned shape {forecasts.shape} for {len(origins)} windows, "
+                         f"expected ({len(origins)}, horizon = {horizon})")
+    actuals = np.stack([values[o:o + horizon] for o in origins])
+    return RollingOrigin(origins, forecasts, actuals)
+
+
+# --------------------------------------------------------------------------------------
+# Prediction intervals
+# --------------------------------------------------------------------------------------
+
+
+class Intervals(NamedTuple):
+    """Central prediction intervals at every origin and lead (a named tuple).
+
+    - ``lower``, ``upper`` (K, horizon): the interval for ``forecasts[k, h]``;
+    - ``coverage``: the probability the intervals are meant to hold, e.g. 0.8.
+    """
+
+    lower: np.ndarray
+    upper: np.ndarray
+    coverage: float
+
+
+def _check_coverage(coverage: Any) -> float:
+    coverage = check_real("coverage", coverage)
+    if not 0 < coverage < 1:
+        raise ValueError(f"coverage must lie strictly between 0 and 1 (e.g. 0.8), got {coverage}")
+    return coverage
+
+
+def empirical_intervals(validation: RollingOrigin, result: RollingOrigin,
+                        coverage: float) -> Intervals:
+    """Intervals from the errors a forecaster made on the validation period, lead by lead.
+
+    For each lead h the validation errors e = y - y_hat give the quantiles
+    q_lo = Q_e((1 - c) / 2) and q_hi = Q_e((1 + c) / 2) (``numpy.quantile``, linear
+    interpolation), and every forecast of ``result`` at that lead gets the interval
+    [y_hat + q_lo, y_hat + q_hi]. No distribution is assumed, and a bias seen on validation
+    shifts the interval. It holds its coverage on the test period only as far as the errors
+    there resemble those on validation; ``interval_coverage`` measures that.
+
+    Parameters
+    ----------
+    validation : RollingOrigin
+        The forecaster's forecasts on the validation period (N_val, horizon).
+    result : RollingOrigin
+        Its forecasts to put intervals around (K, horizon), usually the test period.
+    coverage : float
+        c, the central probability (0.8 for 80% intervals).
+    """
+    coverage = _check_coverage(coverage)
+    for name, value in (("validation", validation), ("result", result)):
+        if not isinstance(value, RollingOrigin):
+            raise TypeError(f"{name} must be a RollingOrigin, got {describe(value)}")
+    if validation.forecasts.shape[1] != result.forecasts.shape[1]:
+        raise ValueError(f"validation and result must have the same horizon, got "
+                         f"{validation.forecasts.shape[1]} and {result.forecasts.shape[1]}")
+    errors = validation.actuals - validation.forecasts  # (N_val, horizon)
+    low, high = np.quantile(errors, [(1 - coverage) / 2, (1 + coverage) / 2], axis=0)
+    return Intervals(result.forecasts + low, result.forecasts + high, coverage)
+
+
+def interval_coverage(actuals: np.ndarray, intervals: Intervals) -> np.ndarray:
+    """The share of actual values inside their interval, for each lead.
+
+    ``actuals`` (K, horizon) and ``intervals`` for the same forecasts; returns (horizon,),
+    the empirical coverage per lead (``.mean()`` of it is the coverage over all forecasts).
+    Compare it with ``intervals.coverage``: well calibrated intervals land close to it.
+    """
+    if not isinstance(intervals, Intervals):
+        raise TypeError(f"intervals must be an Intervals, got {describe(intervals)}")
+    actuals = check_float_array("actuals", np.asarray(actuals, dtype=np.float64), ndim=2)
+    if actuals.shape != intervals.lower.shape:
+        raise ValueError(f"actuals has shape {actuals.shape} but the intervals have "
+                         f"{intervals.lower.shape}")
+    inside = (intervals.lower <= actuals) & (actuals <= intervals.upper)
+    return inside.mean(axis=0)
+
+
+# --------------------------------------------------------------------------------------
+# Is one forecaster better than another? The Diebold-Mariano test
+# --------------------------------------------------------------------------------------
+
+
+def long_run_variance(series: np.ndarray, lag: int) -> float:
+    """Newey-West estimate of the long-run variance of a series, Bartlett weights.
+
+    ``S = g_0 + 2 * sum over j = 1..lag of (1 - j / (lag + 1)) g_j`` with the
+    autocovariances ``g_j = (1/K) * sum over t = j..K-1 of (d_t - d_bar)(d_{t-j} - d_bar)``.
+    For a stationary series, K times the variance of its mean tends to the long-run
+    variance; S / K estimates the variance of the mean when neighbouring values are
+    correlated up to ``lag`` steps apart. The Bartlett weights keep S >= 0.
+
+    Parameters
+    ----------
+    series : array of shape (K,)
+    lag : int
+        The truncation lag, 0 <= lag < K (0 gives the ordinary variance with divisor K).
+    """
+    series = check_float_array("series", np.asarray(series, dtype=np.float64), ndim=1)
+    lag = check_int("lag", lag, minimum=0)
+    k = len(series)
+    if lag >= k:
+        raise ValueError(f"lag must be smaller than the number of values {k}, got {lag}")
+    centred = series - series.mean()
+    total = float(centred @ centred) / k
+    for j in range(1, lag + 1):
+        total += 2 * (1 - j / (lag + 1)) * float(centred[j:] @ centred[:-j]) / k
+    return total
+
+
+class DieboldMariano(NamedTuple):
+    """The result of ``diebold_mariano``.
+
+    ``mean_difference`` is the mean of d_k = loss_a_k - loss_b_k (negative: a is better);
+    ``statistic`` = mean_difference / sqrt(S / K) with S the Newey-West long-run variance;
+    ``p`` the two-sided p-value from Student's t with K - 1 degrees of freedom; ``lag`` the
+    truncation lag and ``n`` = K, the number of origins.
+    """
+
+    mean_difference: float
+    statistic: float
+    p: float
+    lag: int
+    n: int
+
+
+def diebold_mariano(loss_a: np.ndarray, loss_b: np.ndarray, *, lag: int) -> DieboldMariano:
+    """Diebold-Mariano test: do forecasters a and b have the same expected loss?
+
+    At each origin k the two forecasters' losses give the difference d_k = a_k - b_k (for
+    example absolute errors, or their mean over the leads of one origin). Under the
+    hypothesis of equal expected loss, mean(d) / sqrt(S / K) is approximately standard
+    normal (Diebold and Mariano 1995), with S the long-run variance of d
+    (``long_run_variance``): forecasts from neighbouring origins share target months and
+    their errors are correlated, so the plain variance would overstate the evidence. For
+    h-step forecasts the differences are correlated up to h - 1 origins apart, the usual
+    choice of ``lag``. The p-value uses Student's t with K - 1 degrees of freedom, which is
+    more cautious than the normal for few origins (Harvey, Leybourne and Newbold 1997).
+
+    Parameters
+    ----------
+    loss_a, loss_b : arrays of shape (K,)
+        Losses of the two forecasters at the same K origins, in time order.
+    lag : int
+        Truncation lag of the Newey-West variance (h - 1 for h-step forecasts).
+
+    Returns
+    -------
+    DieboldMariano
+    """
+    from scipy import stats
+
+    loss_a = check_float_array("loss_a", np.asarray(loss_a, dtype=np.float64), ndim=1)
+    loss_b = check_float_array("loss_b", np.asarray(loss_b, dtype=np.float64), ndim=1)
+    if loss_a.shape != loss_b.shape:
+        raise ValueError(f"loss_a and loss_b must hold one loss per origin for the same origins, "
+                         f"got shapes {loss_a.shape} and {loss_b.shape}")
+    if len(loss_a) < 3:
+        raise ValueError(f"need at least 3 origins, got {len(loss_a)}")
+    difference = loss_a - loss_b
+    variance = long_run_variance(difference, lag)
+    if not variance > 0:
+        raise ValueError("the loss differences are constant (long-run variance 0); the test "
+                         "needs differences that vary between origins")
+    k = len(difference)
+    statistic = float(difference.mean() / np.sqrt(variance / k))
+    p = float(2 * stats.t.sf(abs(statistic), df=k - 1))
+    return DieboldMariano(float(difference.mean()), statistic, p, int(lag), k)
