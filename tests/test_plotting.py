@@ -14,6 +14,7 @@ from matplotlib.patches import FancyBboxPatch
 from throughtime.plotting import (
     COLORS,
     FIGSIZE,
+    IO_PATTERNS,
     draw_io_patterns,
     draw_rnn_unrolled,
     draw_sequence_pattern,
@@ -83,12 +84,48 @@ def test_sequence_pattern_rejects_mismatched_lengths():
     plt.close(fig)
 
 
-def test_io_patterns_show_the_three_shapes():
-    fig = draw_io_patterns(4)
-    titles = [ax.get_title() for ax in fig.axes]
-    assert titles == ["one-to-many", "many-to-one", "many-to-many"]
-    counts = [(texts(ax).count("$x$"), texts(ax).count("$y$")) for ax in fig.axes]
-    assert counts == [(1, 4), (4, 1), (4, 4)]
+def dashed_arrows(ax) -> int:
+    return sum(1 for child in ax.texts if getattr(child, "arrow_patch", None) is not None
+               and child.arrow_patch.get_linestyle() not in ("-", "solid"))
+
+
+def test_sequence_pattern_feeds_outputs_back_only_into_steps_without_input():
+    fig, ax = plt.subplots()
+    # Outputs at steps 0, 1, 2; steps 1 and 2 read nothing, so two outputs are fed back.
+    draw_sequence_pattern(ax, [True, False, False], [True, True, True], feedback=True)
+    assert dashed_arrows(ax) == 2
+    ax.clear()
+    draw_sequence_pattern(ax, [True, True, True], [True, True, True], feedback=True)
+    assert dashed_arrows(ax) == 0, "a step that reads its own input gets no feedback arrow"
+    ax.clear()
+    draw_sequence_pattern(ax, [True, False, False], [True, True, True])
+    assert dashed_arrows(ax) == 0, "no feedback unless asked for"
+    with pytest.raises(TypeError, match="feedback must be True or False, got 'yes'"):
+        draw_sequence_pattern(ax, [True], [True], feedback="yes")
     plt.close(fig)
-    with pytest.raises(ValueError, match="steps must be an integer from 2 to 6"):
-        draw_io_patterns(1)
+
+
+@pytest.mark.parametrize("steps", [3, 4, 6])
+def test_io_patterns_show_the_four_shapes(steps):
+    fig = draw_io_patterns(steps)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == list(IO_PATTERNS)
+    assert titles[3] == "many-to-many, unaligned (encoder-decoder)"
+    counts = [(texts(ax).count("$x$"), texts(ax).count("$y$")) for ax in fig.axes]
+    reads, emits = steps, steps - 1
+    assert counts == [(1, steps), (steps, 1), (steps, steps), (reads, emits)]
+    # The encoder-decoder's output length differs from its input length, and no step
+    # both reads and emits.
+    assert reads != emits
+    assert texts(fig.axes[3]).count("$h$") == reads + emits
+    assert "encoder" in texts(fig.axes[3]) and "decoder" in texts(fig.axes[3])
+    # Generated outputs are fed back: every output but the last in one-to-many, and every
+    # decoder output but the last.
+    assert [dashed_arrows(ax) for ax in fig.axes] == [steps - 1, 0, 0, emits - 1]
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("steps", [2, 7, 4.0, True])
+def test_io_patterns_reject_bad_steps(steps):
+    with pytest.raises(ValueError, match="steps must be an integer from 3 to 6"):
+        draw_io_patterns(steps)

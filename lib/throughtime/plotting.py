@@ -9,7 +9,8 @@ change them (more steps, other labels) without any drawing tool.
 - ``draw_rnn_unrolled``: the recurrent network folded (a loop through a delay) and
   unrolled over T steps, with the same weights on every step.
 - ``draw_sequence_pattern`` and ``draw_io_patterns``: which steps read an input and
-  which emit an output (one-to-many, many-to-one, many-to-many).
+  which emit an output (one-to-many with its outputs fed back, many-to-one, aligned
+  many-to-many, and the encoder-decoder, whose input and output lengths differ).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ __all__ = [
     "draw_rnn_unrolled",
     "draw_sequence_pattern",
     "draw_io_patterns",
+    "IO_PATTERNS",
 ]
 
 # Okabe and Ito's colour-blind-safe palette, one colour per role.
@@ -101,11 +103,13 @@ def _box(ax: Axes, center: tuple[float, float], text: str, color: str,
 
 def _arrow(ax: Axes, start: tuple[float, float], end: tuple[float, float],
            label: str | None = None, label_offset: tuple[float, float] = (0.0, 0.0),
-           color: str = "black", connectionstyle: str = "arc3") -> None:
+           color: str = "black", connectionstyle: str = "arc3",
+           linestyle: str = "-") -> None:
     """An arrow from ``start`` to ``end``; ``label`` sits at its middle plus the offset."""
     ax.annotate("", xy=end, xytext=start, arrowprops={
         "arrowstyle": "-|>", "color": color, "linewidth": 1.2, "mutation_scale": 11,
         "shrinkA": 0, "shrinkB": 0, "connectionstyle": connectionstyle,
+        "linestyle": linestyle,
     })
     if label is not None:
         middle = ((start[0] + end[0]) / 2 + label_offset[0],
@@ -199,7 +203,7 @@ def draw_rnn_unrolled(steps: int = 4) -> Figure:
 
 
 def draw_sequence_pattern(ax: Axes, inputs: Sequence[bool], outputs: Sequence[bool],
-                          title: str | None = None) -> None:
+                          title: str | None = None, feedback: bool = False) -> None:
     """Draw one unrolled network whose step t reads an input where ``inputs[t]`` is true
     and emits an output where ``outputs[t]`` is true.
 
@@ -211,6 +215,10 @@ def draw_sequence_pattern(ax: Axes, inputs: Sequence[bool], outputs: Sequence[bo
         One flag per step; both of the same length T >= 1.
     title : str, optional
         Drawn above the diagram.
+    feedback : bool
+        Draw a dashed arrow from the output of step t into step t + 1 wherever step t
+        emits an output and step t + 1 reads no input of its own: the output fed back as the
+        next input, as when a network generates a sequence.
     """
     inputs, outputs = list(inputs), list(outputs)
     if not inputs or len(inputs) != len(outputs):
@@ -218,6 +226,8 @@ def draw_sequence_pattern(ax: Axes, inputs: Sequence[bool], outputs: Sequence[bo
             f"inputs and outputs must be non-empty and of the same length, got lengths "
             f"{len(inputs)} and {len(outputs)}"
         )
+    if not isinstance(feedback, bool):
+        raise TypeError(f"feedback must be True or False, got {feedback!r}")
     _prepare_diagram_axes(ax)
     half_w, half_h = BOX_WIDTH / 2, BOX_HEIGHT / 2
     for t, (reads, emits) in enumerate(zip(inputs, outputs, strict=True)):
@@ -231,33 +241,63 @@ def draw_sequence_pattern(ax: Axes, inputs: Sequence[bool], outputs: Sequence[bo
         if emits:
             _box(ax, (x, ROW_Y), "$y$", COLORS["output"])
             _arrow(ax, (x, ROW_H + half_h), (x, ROW_Y - half_h))
+        if feedback and emits and t + 1 < len(inputs) and not inputs[t + 1]:
+            _arrow(ax, (x + half_w, ROW_Y - half_h / 2), (x + STEP - half_w / 2, ROW_H + half_h),
+                   color=COLORS["output"], linestyle="--")
     ax.set_xlim(-0.6, (len(inputs) - 1) * STEP + 0.6)
     ax.set_ylim(ROW_X - 0.5, ROW_Y + 0.5)
     if title is not None:
         ax.set_title(title)
 
 
+IO_PATTERNS = ("one-to-many", "many-to-one", "many-to-many, aligned",
+               "many-to-many, unaligned (encoder-decoder)")
+"""The titles of the panels of ``draw_io_patterns``, in order."""
+
+
 def draw_io_patterns(steps: int = 4) -> Figure:
-    """Three ways to use a recurrent network: one-to-many, many-to-one, many-to-many.
+    """Four ways to use a recurrent network, one panel each (titles in ``IO_PATTERNS``).
+
+    - one-to-many: an input at the first step, an output at every step, each output fed
+      back as the next step's input (dashed);
+    - many-to-one: an input at every step, one output at the last;
+    - many-to-many, aligned: an input and an output at every step;
+    - many-to-many, unaligned (encoder-decoder): the network reads ``steps`` inputs (the
+      encoder), then emits ``steps - 1`` outputs with no further input, each fed back into
+      the next step (the decoder); the two lengths differ.
 
     Parameters
     ----------
     steps : int
-        T, the number of steps drawn in each pattern (2 to 6).
+        T, the number of steps drawn in each of the first three patterns (3 to 6).
 
     Returns
     -------
     matplotlib.figure.Figure
-        Three panels, titled by the pattern they show.
+        Three panels in the top row and the encoder-decoder, wider, below.
     """
-    if not isinstance(steps, int) or isinstance(steps, bool) or not 2 <= steps <= 6:
-        raise ValueError(f"steps must be an integer from 2 to 6, got {steps!r}")
-    patterns = {
-        "one-to-many": ([True] + [False] * (steps - 1), [True] * steps),
-        "many-to-one": ([True] * steps, [False] * (steps - 1) + [True]),
-        "many-to-many": ([True] * steps, [True] * steps),
-    }
-    fig, axes = plt.subplots(1, 3, figsize=(FIGSIZE[0] + 0.5, 1.9))
-    for ax, (name, (inputs, outputs)) in zip(axes, patterns.items(), strict=True):
-        draw_sequence_pattern(ax, inputs, outputs, title=name)
+    if not isinstance(steps, int) or isinstance(steps, bool) or not 3 <= steps <= 6:
+        raise ValueError(f"steps must be an integer from 3 to 6, got {steps!r}")
+    reads, emits = steps, steps - 1
+    patterns = [
+        ([True] + [False] * (steps - 1), [True] * steps, True),
+        ([True] * steps, [False] * (steps - 1) + [True], False),
+        ([True] * steps, [True] * steps, False),
+        ([True] * reads + [False] * emits, [False] * reads + [True] * emits, True),
+    ]
+    fig = plt.figure(figsize=(FIGSIZE[0] + 0.5, 3.9))
+    grid = fig.add_gridspec(2, 3, height_ratios=[1, 1.1])
+    axes = [fig.add_subplot(grid[0, column]) for column in range(3)]
+    axes.append(fig.add_subplot(grid[1, :]))
+    for ax, title, (inputs, outputs, feedback) in zip(axes, IO_PATTERNS, patterns, strict=True):
+        draw_sequence_pattern(ax, inputs, outputs, title=title, feedback=feedback)
+    # Name the two halves of the encoder-decoder under its steps.
+    encoder_decoder = axes[-1]
+    for name, first, last in (("encoder", 0, reads - 1), ("decoder", reads, reads + emits - 1)):
+        encoder_decoder.text((first + last) / 2 * STEP, ROW_X - 0.55, name, ha="center",
+                             va="top", fontsize=9, color=COLORS["muted"])
+    encoder_decoder.set_ylim(ROW_X - 0.95, ROW_Y + 0.5)
+    # The same scale as the panels above: the wide panel spans three of their widths.
+    middle, half_width = (reads + emits - 1) * STEP / 2, 1.5 * ((steps - 1) * STEP + 1.2)
+    encoder_decoder.set_xlim(middle - half_width, middle + half_width)
     return fig
