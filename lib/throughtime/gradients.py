@@ -43,11 +43,12 @@ def numeric_gradient(f: Callable[[np.ndarray], float], x: np.ndarray,
     .. math::
 
         \\frac{\\partial f}{\\partial x_j} \\approx
-        \\frac{f(x + \\varepsilon e_j) - f(x - \\varepsilon e_j)}{2 \\varepsilon}
+        \\frac{f(x + \\Delta e_j) - f(x - \\Delta e_j)}{2 \\Delta}
 
     Each entry of ``x`` is perturbed in place, ``f(x)`` is evaluated, and the entry is
     restored, so ``f`` may read ``x`` through a closure (for example a parameter dict that
-    holds ``x``). The error is O(eps^2) plus rounding of order (machine epsilon) / eps:
+    holds ``x``). The step Delta is the argument ``eps``. The error is O(eps^2) plus rounding
+    of order (machine epsilon) / eps:
     use float64 (with float32 the result is accurate to about 1e-3 at best).
 
     Parameters
