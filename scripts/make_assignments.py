@@ -28,10 +28,24 @@ steps, in order:
 5. ``PointInstallAt``: the Colab setup cell installs the library from the student
    repository and branch.
 
-``_config.yml`` is rewritten with the student branch and sphinx-exercise's
-``hide_solutions: True``; ``_toc.yml`` keeps only the chosen chapters. With ``--html`` the
-student website is built with Jupyter Book (warnings are errors, cells executed) and copied
-there. Finally the script checks that no line of any solution survives.
+``_config.yml`` is rewritten line by line, comments kept, with the student repository and
+branch (launch buttons and installs) and sphinx-exercise's ``hide_solutions: True``;
+``_toc.yml`` keeps only the chosen chapters. The branch defaults to ``student``: a student
+edition whose launch buttons would open the instructor's own repository and branch (the
+notebooks with the answers) is refused. The instructor-only folder ``instructor/`` (hidden
+tests, the course secret, the answer key) is never copied. With ``--html`` the student
+website is built with Jupyter Book (warnings are errors, cells executed) and copied there;
+when ``scripts/reader_notebooks.py`` is present, the executed student chapters are then
+converted to reader notebooks (no MyST markup), which replace the chapters of the student
+tree (what Colab opens from the student branch) and the website's downloads.
+
+The script stops, naming the chapter and cell, when the student edition would still show
+an answer: a line of a solution; a cell hidden on the website (``remove-cell``) but kept in
+the notebook whose glued values only the removed solutions use (tag it ``solution``); a
+Markdown cell that quotes three or more lines of the library function an exercise asks the
+student to write. A code cell that only prints such a function's source is left out (and
+reported). It warns when the instructor's tree has uncommitted changes, which go into the
+student edition as they are.
 """
 
 from __future__ import annotations
@@ -67,7 +81,10 @@ RAISES = "raises-exception"
 SOLUTION_TAG = "solution"  # a cell that shows or checks an answer: left out for students
 DEFAULT_TASK = "write the code for this exercise (see the exercise text above)"
 SKIP = {".git", ".venv", "_build", "__pycache__", ".pytest_cache", ".ruff_cache",
-        ".ipynb_checkpoints", "_student", "node_modules"}
+        ".ipynb_checkpoints", "_student", "node_modules", "instructor"}
+DEFAULT_BRANCH = "student"
+GLUE_REFERENCE = re.compile(r"\{glue(?::\w+)?\}`([A-Za-z_]\w*)")
+GLUE_CALL = re.compile(r"""\bglue\(\s*["']([A-Za-z_]\w*)["']""")
 
 
 def _load_retarget() -> Any:
@@ -145,14 +162,48 @@ def exercise_sentences(body: str) -> list[str]:
     return [s for s in sentences if not s.startswith("(see the equation")]
 
 
+_TEX_SYMBOLS = {
+    "varepsilon": "ε", "epsilon": "ε", "delta": "δ", "sigma": "σ", "odot": "⊙", "cdot": "·",
+    "times": "×", "top": "ᵀ", "sum": "Σ", "partial": "∂", "infty": "∞", "leq": "≤", "le": "≤",
+    "geq": "≥", "ge": "≥", "rho": "ρ", "eta": "η", "theta": "θ", "gamma": "γ", "lambda": "λ",
+    "alpha": "α", "beta": "β", "mu": "μ", "approx": "≈", "neq": "≠", "ne": "≠", "in": "∈",
+    "to": "→", "ldots": "...", "cdots": "...", "dots": "...", "|": "‖",
+}
+
+
+def _plain_math(tex: str) -> str:
+    """Inline TeX as readable plain text: $h_{t-1} \\odot \\delta_t$ -> h_(t-1) ⊙ δ_t."""
+    text = re.sub(r"\\(?:operatorname|mathrm|text|mathbf|boldsymbol|mathcal)\{([^{}]*)\}",
+                  r"\1", tex)
+    text = re.sub(r"\\frac\{([^{}]*)\}\{([^{}]*)\}", r"(\1)/(\2)", text)
+    text = re.sub(r"\\(?:left|right|big|Big)(?![A-Za-z])", "", text)
+    text = re.sub(r"\\(?:quad|qquad|[,;:! ])", " ", text)
+    text = re.sub(r"\^\{?\\top\}?", "ᵀ", text)
+    text = re.sub(r"\\([A-Za-z]+|\|)", lambda m: _TEX_SYMBOLS.get(m[1], m[1]), text)
+    text = re.sub(r"([_^])\{([^{}]*)\}",
+                  lambda m: m[1] + (m[2] if re.fullmatch(r"\w+", m[2]) else f"({m[2]})"), text)
+    return " ".join(text.replace("{", "").replace("}", "").split())
+
+
+def plain_text(text: str) -> str:
+    """A stub's task without MyST or TeX: math as plain symbols, roles as their text."""
+    text = re.sub(r"\$\$(.+?)\$\$", lambda m: _plain_math(m[1]), text, flags=re.S)
+    text = re.sub(r"(?<![\\$])\$([^$]+?)\$", lambda m: _plain_math(m[1]), text)
+    text = re.sub(r"\{eq\}`[^`]*`", "the equation in the chapter", text)
+    text = re.sub(r"\{cite(?::\w+)?\}`[^`]*`", "", text)
+    text = re.sub(r"\{(?:ref|numref|doc|term)\}`(?:([^`<]*?)\s*<[^`]*>|([^`]*))`",
+                  lambda m: (m[1] or m[2]).strip(), text)
+    return re.sub(r"\s+([,.;:])(?=\s|$)", r"\1", " ".join(text.split()))
+
+
 def exercise_task(argument: str, body: str, names: Iterable[str] = ()) -> str | None:
     """The task of an exercise: its first sentence that names one of ``names`` (the
-    functions the student writes), else its first sentence, else its title."""
+    functions the student writes), else its first sentence, else its title; in plain text."""
     sentences = exercise_sentences(body)
     for sentence in sentences:
         if any(re.search(rf"`{re.escape(name)}\b", sentence) for name in names):
-            return sentence
-    return sentences[0] if sentences else (argument or None)
+            return plain_text(sentence)
+    return plain_text(sentences[0]) if sentences else (plain_text(argument) or None)
 
 
 def comment_task(source: str) -> str | None:
@@ -168,7 +219,8 @@ def comment_task(source: str) -> str | None:
         block.insert(0, line.strip().lstrip("#").strip())
     for start, text in enumerate(block):
         if text.startswith("TASK:"):
-            return " ".join([text.removeprefix("TASK:").strip(), *block[start + 1:]]).strip()
+            return plain_text(" ".join([text.removeprefix("TASK:").strip(),
+                                        *block[start + 1:]]).strip())
     return None
 
 
@@ -237,6 +289,9 @@ class RemoveWrittenSolutions(Preprocessor):
                 removed_cells += 1
                 tree = _parse(cell.source) if cell.cell_type == "code" else None
                 missing |= bound_names(tree) if tree else set()
+                continue
+            if SOLUTION_TAG in cell.metadata.get("tags", []):
+                removed_cells += 1
                 continue
             lines = cell.source.splitlines(keepends=True)
             drop: set[int] = set()
@@ -339,9 +394,177 @@ class PointInstallAt(Preprocessor):
         return cell, resources
 
 
+def exercise_functions(notebook: nbformat.NotebookNode) -> list[str]:
+    """The functions the student writes: those defined in cells with solution markers."""
+    names: list[str] = []
+    for cell in notebook.cells:
+        if cell.cell_type == "code" and BEGIN in cell.source:
+            tree = _parse(cell.source)
+            names += [node.name for node in (tree.body if tree else [])
+                      if isinstance(node, ast.FunctionDef) and node.name not in names]
+    return names
+
+
+def _tail_name(node: ast.AST) -> str | None:
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):  # x?? as a magic
+        return node.value.rpartition(".")[2]
+    return None
+
+
+def printed_sources(source: str, functions: Iterable[str]) -> list[str]:
+    """The functions among ``functions`` (or their ``_kernels``) whose source a cell shows:
+    ``inspect.getsource(f)``, a ``show_source(f)`` helper, ``f??``."""
+    wanted = {name.lstrip("_") for name in functions}
+    tree = _parse(source)
+    shown = []
+    for node in ast.walk(tree) if tree else []:
+        if not isinstance(node, ast.Call) or not node.args:
+            continue
+        called = _tail_name(node.func) or ""
+        argument = node.args[-1] if called == "run_line_magic" else node.args[0]
+        if called == "run_line_magic":
+            first = node.args[0]
+            if not (isinstance(first, ast.Constant) and str(first.value).startswith("pinfo")):
+                continue
+        elif "source" not in called:
+            continue
+        name = _tail_name(argument)
+        if name and name.lstrip("_") in wanted:
+            shown.append(name)
+    return shown
+
+
+def _check_calls(notebook: nbformat.NotebookNode) -> dict[str, str]:
+    """function name -> the ``check_*`` called on it."""
+    found: dict[str, str] = {}
+    for cell in notebook.cells:
+        tree = _parse(cell.source) if cell.cell_type == "code" else None
+        for node in ast.walk(tree) if tree else []:
+            called = _tail_name(node.func) if isinstance(node, ast.Call) else None
+            if called and called.startswith("check_") and node.args and \
+                    isinstance(node.args[0], ast.Name):
+                found.setdefault(node.args[0].id, called)
+    return found
+
+
+def reference_lines(notebook: nbformat.NotebookNode) -> dict[str, set[str]]:
+    """For each exercise with a check: the lines of the library functions that compute its
+    answer, whitespace normalised (what a chapter must not quote to students)."""
+    import importlib
+    import inspect
+
+    try:
+        from throughtime import checks
+    except ImportError:
+        return {}
+    found: dict[str, set[str]] = {}
+    for function, check in _check_calls(notebook).items():
+        if check not in getattr(checks, "CHECKS", ()):
+            continue
+        spec = checks._spec(check)  # only the library's own version of the answer
+        references = [r for r in spec.references if r.rpartition(".")[2].lstrip("_") == spec.role]
+        references += [f"{r.rpartition('.')[0]}._{r.rpartition('.')[2]}" for r in references]
+        lines: set[str] = set()
+        for dotted in references:
+            module, _, attribute = dotted.rpartition(".")
+            try:
+                target = getattr(importlib.import_module(module), attribute)
+                lines |= {" ".join(line.split()) for line in
+                          inspect.getsource(target).splitlines() if line.strip()}
+            except (ImportError, AttributeError, OSError, TypeError):
+                continue
+        found[function] = lines
+    return found
+
+
+def quoted_reference(text: str, lines: set[str]) -> list[str]:
+    """The code spans and code lines of Markdown ``text`` that quote one of ``lines``."""
+    pieces = re.findall(r"`([^`\n]+)`", text) + [line for block in re.findall(
+        r"```[^\n]*\n(.*?)```", text, re.S) for line in block.splitlines()]
+    quoted = []
+    for piece in (" ".join(p.split()) for p in pieces):
+        if len(piece) >= 12 and re.search(r"[=@*(]", piece) and \
+                any(piece in line for line in lines) and piece not in quoted:
+            quoted.append(piece)
+    return quoted
+
+
+def _solution_text(notebook: nbformat.NotebookNode) -> tuple[str, str]:
+    """(the written solutions' Markdown, the rest of the Markdown) of an instructor notebook."""
+    solutions, rest = [], []
+    gated = False
+    for cell in notebook.cells:
+        if cell.cell_type != "markdown":
+            continue
+        if SOLUTION_TAG in cell.metadata.get("tags", []):
+            solutions.append(cell.source)
+            continue
+        lines = cell.source.splitlines()
+        inside = [gated] * len(lines)
+        for name, _, _, first, end in directives(cell.source):
+            if name == "solution":
+                inside[first:end] = [True] * (end - first)
+            elif name == "solution-start":
+                gated = True
+                inside[first:] = [True] * (len(lines) - first)
+            elif name == "solution-end":
+                gated = False
+                inside[:end] = [True] * end
+                inside[end:] = [False] * (len(lines) - end)
+        solutions += [line for line, hide in zip(lines, inside, strict=True) if hide]
+        rest += [line for line, hide in zip(lines, inside, strict=True) if not hide]
+    return "\n".join(solutions), "\n".join(rest)
+
+
+def hidden_answer_cells(instructor: nbformat.NotebookNode,
+                        student: nbformat.NotebookNode) -> list[tuple[int, list[str]]]:
+    """Cells hidden on the website (``remove-cell``) but kept for students whose values only
+    the removed solutions use: (the cell's number in the instructor notebook, the names)."""
+    solutions, _ = _solution_text(instructor)
+    kept_markdown = "\n".join(c.source for c in student.cells if c.cell_type == "markdown")
+    in_solutions = set(GLUE_REFERENCE.findall(solutions))
+    in_text = set(GLUE_REFERENCE.findall(kept_markdown))
+    kept_ids = {cell.get("id") for cell in student.cells}
+    number = {cell.get("id"): index for index, cell in enumerate(instructor.cells)}
+    removed_loads: set[str] = set()
+    for cell in instructor.cells:
+        if cell.cell_type == "code" and cell.get("id") not in kept_ids:
+            tree = _parse(cell.source)
+            removed_loads |= used_names(tree) if tree else set()
+    loads = {}
+    for cell in student.cells:
+        if cell.cell_type == "code":
+            tree = _parse(cell.source)
+            loads[cell.get("id")] = used_names(tree) if tree else set()
+    found = []
+    for cell in student.cells:
+        if cell.cell_type != "code" or "remove-cell" not in cell.metadata.get("tags", []):
+            continue
+        glued = set(GLUE_CALL.findall(cell.source))
+        if glued and glued <= in_solutions and not glued & in_text:
+            found.append((number.get(cell.get("id"), -1), sorted(glued)))
+            continue
+        if glued & in_text:
+            continue  # the chapter's own text uses what it computes
+        tree = _parse(cell.source)
+        bound = bound_names(tree) if tree else set()
+        elsewhere = set().union(*(v for k, v in loads.items() if k != cell.get("id")))
+        if bound & removed_loads and not bound & (elsewhere | in_text):
+            found.append((number.get(cell.get("id"), -1), sorted(bound & removed_loads)))
+    return found
+
+
 def student_notebook(notebook: nbformat.NotebookNode,
                      install_url: str = "") -> tuple[nbformat.NotebookNode, dict]:
-    """The student version of a chapter notebook, and a report of what was changed."""
+    """The student version of a chapter notebook, and a report of what was changed.
+
+    Raises ``ValueError`` (naming the cell) when the result would still show an answer that
+    the conventions cannot remove by themselves.
+    """
     from nbgrader.preprocessors import ClearOutput
 
     notebook = copy.deepcopy(notebook)
@@ -349,6 +572,36 @@ def student_notebook(notebook: nbformat.NotebookNode,
         notebook.nbformat_minor = 5
     for cell in notebook.cells:
         cell.setdefault("id", random_cell_id())
+    instructor = copy.deepcopy(notebook)
+    functions = exercise_functions(notebook)
+    printed = []
+    for index, cell in enumerate(notebook.cells):
+        shown = printed_sources(cell.source, functions) if cell.cell_type == "code" else []
+        if shown and BEGIN not in cell.source and SOLUTION_TAG not in cell.metadata.get("tags",
+                                                                                       []):
+            tree = _parse(cell.source)
+            later = set().union(*(used_names(t) for t in (
+                _parse(c.source) for c in notebook.cells[index + 1:] if c.cell_type == "code")
+                if t is not None))
+            needed = (bound_names(tree) if tree else set()) & later
+            if needed:
+                raise ValueError(f"cell {index} shows the source of {shown[0]}, the answer to an "
+                                 f"exercise, and defines {', '.join(sorted(needed))}, which later "
+                                 f"cells use: move that to another cell and tag this one "
+                                 f"'{SOLUTION_TAG}'")
+            cell.metadata.setdefault("tags", []).append(SOLUTION_TAG)
+            printed.append(f"cell {index} ({shown[0]})")
+    references = reference_lines(notebook)
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type != "markdown" or SOLUTION_TAG in cell.metadata.get("tags", []):
+            continue
+        for function, lines in references.items():
+            quoted = quoted_reference(cell.source, lines)
+            if len(quoted) >= 3:
+                raise ValueError(
+                    f"cell {index} quotes {len(quoted)} lines of the library code that answers "
+                    f"the exercise {function} ({', '.join(repr(q) for q in quoted[:3])}, ...): "
+                    f"tag it '{SOLUTION_TAG}' so that the student edition leaves it out")
     exporter = NotebookExporter()
     for preprocessor in (_stub_preprocessor(), RemoveWrittenSolutions(), TagRaisingCells(),
                          ClearOutput(), PointInstallAt(url=install_url)):
@@ -358,6 +611,14 @@ def student_notebook(notebook: nbformat.NotebookNode,
         text, resources = exporter.from_notebook_node(notebook, resources={})
     student = nbformat.reads(text, as_version=4)
     nbformat.validate(student)
+    hidden = hidden_answer_cells(instructor, student)
+    if hidden:
+        index, names = hidden[0]
+        raise ValueError(f"cell {index} is tagged remove-cell (hidden on the website) but stays in "
+                         f"the student notebook, and what it computes ({', '.join(names)}) only "
+                         f"the removed solutions use: tag it '{SOLUTION_TAG}' so that the student "
+                         "edition leaves it out")
+    resources["sources_removed"] = printed
     return student, resources
 
 
@@ -472,6 +733,48 @@ def _clear(out: Path) -> None:
             child.unlink()
 
 
+def student_config(text: str, repo: str, branch: str) -> str:
+    """The student edition's ``_config.yml``: the instructor's, line by line, comments kept,
+    with the student repository and branch and the written solutions hidden."""
+    text = retarget.retarget_config(text, repo, branch)
+    # When the book opens its launch buttons on another branch (the reader notebooks'), the
+    # student edition opens the student branch.
+    text = re.sub(r"(?m)^(\s+repository_branch:\s*)\S+", rf"\g<1>{branch}", text)
+    if re.search(r"(?m)^\s+hide_solutions:", text):
+        text = re.sub(r"(?m)^(\s+hide_solutions:\s*)\S+", r"\g<1>true", text)
+    else:
+        text, count = re.subn(r"(?m)^(  config:[ \t]*\n)",
+                              "\\g<1>    # sphinx-exercise: the student edition keeps the "
+                              "exercises and hides their solutions.\n    hide_solutions: true\n",
+                              text, count=1)
+        if count != 1:
+            raise SystemExit("_config.yml needs a 'sphinx:' block with a 'config:' section "
+                             "(two spaces in) for the student edition's hide_solutions")
+    header = ("# The student edition, written by scripts/make_assignments.py from the book's\n"
+              "# _config.yml: solutions removed and hidden, launch buttons and installs on the\n"
+              "# student repository and branch. Edit the book's file, not this one.\n")
+    text = header + text
+    parsed = yaml.safe_load(text)
+    launch = (parsed.get("sphinx", {}).get("config", {}).get("html_theme_options", {})
+              .get("repository_branch", branch))
+    if (parsed["repository"]["url"] != f"https://github.com/{repo}"
+            or str(parsed["repository"]["branch"]) != branch or str(launch) != branch
+            or parsed["sphinx"]["config"].get("hide_solutions") is not True):
+        raise SystemExit("the student _config.yml did not come out as intended; check the "
+                         "book's repository and sphinx.config blocks")
+    return text
+
+
+def uncommitted_files(root: Path, files: Iterable[Path]) -> list[str]:
+    """Files of the student edition that differ from the instructor's last commit."""
+    if not (root / ".git").exists() or not shutil.which("git"):
+        return []
+    listed = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "-z",
+                             "--untracked-files=all"], capture_output=True, text=True).stdout
+    changed = {entry[3:] for entry in listed.split("\0") if len(entry) > 3}
+    return sorted(str(f) for f in files if str(f) in changed)
+
+
 def make_student_edition(root: Path, out: Path, *, repo: str | None = None,
                          branch: str | None = None,
                          chapters: Iterable[str] | None = None) -> dict[str, dict]:
@@ -479,13 +782,22 @@ def make_student_edition(root: Path, out: Path, *, repo: str | None = None,
     root, out = root.resolve(), out.resolve()
     if out == root:
         raise SystemExit("--out must not be the repository itself")
-    config = yaml.safe_load((root / "_config.yml").read_text())
-    repository = config.setdefault("repository", {})
-    repo = repo or repository.get("url", "").removeprefix("https://github.com/").rstrip("/")
-    branch = branch or repository.get("branch", "main")
+    config_text = (root / "_config.yml").read_text()
+    config = yaml.safe_load(config_text)
+    repository = config.get("repository", {})
+    book_repo = repository.get("url", "").removeprefix("https://github.com/").rstrip("/")
+    book_branch = str(repository.get("branch", "main"))
+    launch_branch = str(config.get("sphinx", {}).get("config", {})
+                        .get("html_theme_options", {}).get("repository_branch", book_branch))
+    repo, branch = repo or book_repo, branch or DEFAULT_BRANCH
     if not retarget.REPO_PATTERN.match(repo) or not retarget.BRANCH_PATTERN.match(branch):
         raise SystemExit(f"the student repository must look like ORG/NAME and the branch like "
                          f"a git branch name, got {repo!r} and {branch!r}")
+    if repo == book_repo and branch in (book_branch, launch_branch):
+        raise SystemExit(f"the student edition would open its launch buttons and install from "
+                         f"{repo} at {branch}, where the instructor's notebooks, with every "
+                         "answer, live; choose a branch for students (the default is "
+                         f"'{DEFAULT_BRANCH}') or another repository")
     notebooks = sorted((root / "chapters").glob("*.ipynb"))
     chosen = select_chapters(notebooks, chapters)
 
@@ -497,6 +809,14 @@ def make_student_edition(root: Path, out: Path, *, repo: str | None = None,
         target = out / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(root / relative, target)
+    copied = [f for f in files if not (f.parts[0] == "chapters" and f.suffix == ".ipynb")]
+    changed = uncommitted_files(root, [*copied, *(p.relative_to(root) for p in chosen)])
+    if changed:
+        listed = ", ".join(changed[:8]) + (f" and {len(changed) - 8} more" if len(changed) > 8
+                                           else "")
+        print(f"warning: the student edition is made from the files on disk, and "
+              f"{len(changed)} of them differ from the last commit ({listed}); commit them "
+              "first unless they are meant for students as they are", file=sys.stderr)
 
     report = {}
     for path in chosen:
@@ -510,19 +830,17 @@ def make_student_edition(root: Path, out: Path, *, repo: str | None = None,
         if survivors or blocks:
             raise SystemExit(f"{path.relative_to(root)}: the student edition still shows "
                              f"solution lines {survivors[:5]} or blocks {blocks[:5]}")
+        student.metadata["throughtime"] = {"chapter": path.stem, "edition": "student"}
         target = out / "chapters" / path.name
         target.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(student, target)
         report[path.name] = {"stubbed": len(resources["stubbed"]),
                              "written": resources["written_solutions_removed"],
                              "cells": resources["solution_cells_removed"],
-                             "tagged": resources["tagged"]}
+                             "tagged": resources["tagged"],
+                             "sources_removed": resources["sources_removed"]}
 
-    repository.update({"url": f"https://github.com/{repo}", "branch": branch})
-    config.setdefault("sphinx", {}).setdefault("config", {})["hide_solutions"] = True
-    header = ("# The student edition, written by scripts/make_assignments.py: solutions removed\n"
-              "# and hidden, launch buttons and Colab installs on the student branch.\n")
-    (out / "_config.yml").write_text(header + yaml.safe_dump(config, sort_keys=False))
+    (out / "_config.yml").write_text(student_config(config_text, repo, branch))
     toc_path = root / "_toc.yml"
     if toc_path.exists():
         dropped = {f"chapters/{nb.stem}" for nb in notebooks if nb not in chosen}
@@ -531,18 +849,61 @@ def make_student_edition(root: Path, out: Path, *, repo: str | None = None,
         listed = set(toc_chapters(toc))
         for path in chosen:
             report[path.name]["in_toc"] = f"chapters/{path.stem}" in listed
+    leaked = [str(p.relative_to(out)) for p in out.rglob("*")
+              if p.name == "secret.txt" or "instructor" in p.relative_to(out).parts[:1]]
+    if leaked:
+        raise SystemExit(f"instructor-only files reached the student edition: {leaked[:5]}")
     return report
 
 
-def build_website(out: Path, html: Path) -> None:
-    """Build the student edition's website (warnings are errors) and copy it to ``html``."""
+def build_website(out: Path) -> None:
+    """Build the student edition's website (warnings are errors, every notebook executed)."""
     jupyter_book = Path(sys.executable).with_name("jupyter-book")
     command = [str(jupyter_book if jupyter_book.exists() else "jupyter-book"), "build", str(out),
                "--warningiserror", "--nitpick", "--keep-going"]
     subprocess.run(command, check=True)
-    if html.exists():
-        shutil.rmtree(html)
-    shutil.copytree(out / "_build" / "html", html)
+
+
+READER = Path(__file__).with_name("reader_notebooks.py")
+
+
+def reader_edition(root: Path, out: Path, chapters: Iterable[str]) -> list[str]:
+    """Replace the student chapters by reader notebooks (no MyST markup), made from the
+    student website's build by ``scripts/reader_notebooks.py`` when the book has it.
+
+    The reader notebooks are what Colab opens from the student branch and what the student
+    website offers as downloads. Each is checked again for surviving answers. Returns the
+    chapters converted; without the converter, or if it fails, the chapters stay as they
+    are (MyST source: exercises readable, markup visible) and a warning says so.
+    """
+    chapters = list(chapters)
+    if not READER.exists():
+        print("note: scripts/reader_notebooks.py is not in this book, so the student notebooks "
+              "keep their MyST markup", file=sys.stderr)
+        return []
+    notebooks = out / "_build" / "notebooks"
+    result = subprocess.run([sys.executable, str(READER), "--root", str(out), "--build",
+                             str(out / "_build"), "--out", str(notebooks), "--chapters",
+                             *chapters], capture_output=True, text=True)
+    if result.returncode != 0:
+        print(f"warning: the reader notebooks could not be made, so the student notebooks keep "
+              f"their MyST markup:\n{result.stderr[-2000:]}", file=sys.stderr)
+        return []
+    converted = []
+    for stem in chapters:
+        reader = notebooks / "chapters" / f"{stem}.ipynb"
+        if not reader.exists():
+            continue
+        instructor = nbformat.read(root / "chapters" / f"{stem}.ipynb", as_version=4)
+        notebook = nbformat.read(reader, as_version=4)
+        survivors = surviving_solution_lines(instructor, notebook)
+        if survivors or remaining_solution_blocks(notebook):
+            raise SystemExit(f"chapters/{stem}.ipynb: the reader notebook still shows solution "
+                             f"lines {survivors[:5]}")
+        notebook.metadata["throughtime"] = {"chapter": stem, "edition": "student"}
+        nbformat.write(notebook, out / "chapters" / f"{stem}.ipynb")
+        converted.append(stem)
+    return converted
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -551,7 +912,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
                         help="where the student edition goes (default: _build/student/book)")
     parser.add_argument("--repo", help="student repository ORG/NAME (default: _config.yml's)")
-    parser.add_argument("--branch", help="student branch (default: _config.yml's)")
+    parser.add_argument("--branch", default=DEFAULT_BRANCH,
+                        help=f"student branch (default: {DEFAULT_BRANCH})")
     parser.add_argument("--chapters", nargs="*", help="chapter names or number prefixes")
     parser.add_argument("--html", type=Path, help="also build the student website into this")
     args = parser.parse_args(argv)
@@ -562,14 +924,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: {done['stubbed']} code exercise(s) stubbed, {done['written']} written "
               f"solution(s) and {done['cells']} solution cell(s) removed, cells "
               f"{done['tagged']} tagged {RAISES}")
+        for removed in done["sources_removed"]:
+            print(f"{name}: {removed} printed an exercise's answer and was left out")
         if not done.get("in_toc", True):
             print(f"warning: {name} is not in _toc.yml, so the student website leaves it out",
                   file=sys.stderr)
     config = yaml.safe_load((args.out / "_config.yml").read_text())["repository"]
-    print(f"Student edition in {args.out}: launch buttons and Colab installs use "
+    print(f"Student edition in {args.out}: launch buttons and installs use "
           f"{config['url']} at branch {config['branch']}.")
     if args.html:
-        build_website(args.out, args.html)
+        build_website(args.out)
+        converted = reader_edition(args.root.resolve(), args.out.resolve(),
+                                   [Path(name).stem for name in report])
+        if converted:
+            print(f"Reader notebooks (no MyST markup) for {', '.join(converted)}.")
+        if args.html.exists():
+            shutil.rmtree(args.html)
+        shutil.copytree(args.out / "_build" / "html", args.html)
         print(f"Student website in {args.html} -- open {args.html / 'index.html'}")
     return 0
 

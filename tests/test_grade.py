@@ -117,8 +117,9 @@ ATTACK = '''import pathlib, subprocess, sys
 import throughtime
 root = pathlib.Path(throughtime.__file__).resolve().parents[2]
 found = {}
-for name, path in {"hidden": root / "instructor" / "hidden_tests.py",
-                   "secret": pathlib.Path(SECRET), "scores": pathlib.Path(OUT) / "scores.csv"}.items():
+targets = {"hidden": root / "instructor" / "hidden_tests.py", "secret": pathlib.Path(SECRET),
+           "scores": pathlib.Path(OUT) / "scores.csv"}
+for name, path in targets.items():
     try:
         found[name] = path.read_text()[:20]
     except OSError as error:
