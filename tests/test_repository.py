@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import shutil
@@ -14,7 +15,16 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "chapters").glob("*.ipynb"))
-SETUP_TEXT = '"google.colab" in sys.modules'
+
+
+def _load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+setup_cell = _load_script("setup_cell")
 
 
 def cell_source(cell: dict) -> str:
@@ -55,7 +65,12 @@ def test_setup_cell_installs_from_the_configured_repository(path: Path):
     notebook = json.loads(path.read_text())
     first_code = next(c for c in notebook["cells"] if c["cell_type"] == "code")
     source = cell_source(first_code)
-    assert SETUP_TEXT in source, f"{path.name}: the first code cell is not the Colab setup cell"
+    repo, branch = setup_cell.configured_repository(ROOT)
+    assert setup_cell.is_canonical(source, repo, branch), (
+        f"{path.name}: the first code cell is not the setup cell of scripts/setup_cell.py "
+        "(which installs throughtime wherever it is missing); rewrite it with "
+        "`.venv/bin/python scripts/setup_cell.py`"
+    )
     assert "remove-cell" in first_code["metadata"].get("tags", []), (
         f"{path.name}: the setup cell must be tagged remove-cell (hidden on the website)"
     )
@@ -69,6 +84,19 @@ def test_setup_cell_installs_from_the_configured_repository(path: Path):
         assert not re.search(rf"[\"']{package}\b", source), (
             f"{path.name}: the setup cell must not (re)install {package} in Colab"
         )
+
+
+def test_launch_buttons_open_the_reader_notebooks_branch():
+    config = load_config()
+    theme = config["sphinx"]["config"]["html_theme_options"]
+    launch = theme.get("repository_branch")
+    assert launch, "html_theme_options.repository_branch must name the reader notebooks' branch"
+    assert launch != config["repository"]["branch"], (
+        "the reader notebooks must be published to a branch of their own, not over the sources"
+    )
+    workflow = (ROOT / ".github" / "workflows" / "book.yml").read_text()
+    assert "scripts/reader_notebooks.py" in workflow or "make notebooks" in workflow
+    assert "repository_branch" in workflow, "the workflow must publish to the configured branch"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -115,6 +143,41 @@ def test_retarget_rewrites_config_and_every_setup_cell(tmp_path: Path):
     for path in sorted((tmp_path / "chapters").glob("*.ipynb")):
         assert expected in path.read_text(), f"{path.name} was not retargeted:\n{result.stdout}"
         json.loads(path.read_text())  # still valid JSON
+
+
+def test_retarget_keeps_the_setup_cells_canonical_and_names_the_notebooks_branch(
+        tmp_path: Path):
+    shutil.copy(ROOT / "_config.yml", tmp_path / "_config.yml")
+    shutil.copytree(ROOT / "chapters", tmp_path / "chapters", ignore=shutil.ignore_patterns("_*"))
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "setup_cell.py"), "--root",
+                    str(tmp_path)], capture_output=True, text=True, check=True)
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "retarget.py"), "my-school/rnn-course", "spring",
+         "--notebooks-branch", "spring-notebooks", "--root", str(tmp_path)],
+        capture_output=True, text=True, check=True,
+    )
+    config = load_config(tmp_path)
+    assert config["sphinx"]["config"]["html_theme_options"]["repository_branch"] == (
+        "spring-notebooks")
+    for path in sorted((tmp_path / "chapters").glob("*.ipynb")):
+        notebook = json.loads(path.read_text())
+        source = cell_source(next(c for c in notebook["cells"] if c["cell_type"] == "code"))
+        assert setup_cell.is_canonical(source, "my-school/rnn-course", "spring"), path.name
+    check = subprocess.run([sys.executable, str(ROOT / "scripts" / "setup_cell.py"), "--check",
+                            "--root", str(tmp_path)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_retarget_refuses_to_publish_notebooks_over_the_sources(tmp_path: Path):
+    shutil.copy(ROOT / "_config.yml", tmp_path / "_config.yml")
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "retarget.py"), "my-school/rnn-course", "spring",
+         "--notebooks-branch", "spring", "--root", str(tmp_path)],
+        capture_output=True, text=True,
+    )
+    assert result.returncode != 0
+    assert "--notebooks-branch must be a git branch name other than" in result.stderr
+    assert (tmp_path / "_config.yml").read_text() == (ROOT / "_config.yml").read_text()
 
 
 def test_retarget_rejects_a_malformed_repository(tmp_path: Path):
