@@ -58,7 +58,10 @@ def expected_colab_url(page: Page) -> str:
     owner_and_name = urlsplit(repository_url()).path.strip("/")
     path_to_book = (repository.get("path_to_book") or "").strip("/")
     notebook = f"{path_to_book}/{page.docname}.ipynb" if path_to_book else f"{page.docname}.ipynb"
-    return f"{COLAB}/github/{owner_and_name}/blob/{repository['branch']}/{notebook}"
+    # The launch buttons open the reader notebooks, published to their own branch.
+    theme = ((book_config().get("sphinx") or {}).get("config") or {}).get("html_theme_options")
+    branch = (theme or {}).get("repository_branch", repository["branch"])
+    return f"{COLAB}/github/{owner_and_name}/blob/{branch}/{notebook}"
 
 
 def fetch(url: str) -> tuple[int, bytes]:
@@ -107,9 +110,12 @@ def test_notebook_page_offers_its_ipynb(notebook: Page, site_dir: Path, server: 
     assert status == 200, f"{notebook.docname}: the download {hrefs[0]} answers HTTP {status}"
     downloaded = nbformat.reads(body.decode("utf-8"), as_version=4)
     nbformat.validate(downloaded)
-    source = nbformat.read(notebook.source, as_version=4)
+    # After `make notebooks` the download is the reader notebook (with outputs), else the source.
+    reader = BOOK_DIR / "_build" / "notebooks" / f"{notebook.docname}.ipynb"
+    expected = reader if reader.parent.is_dir() else notebook.source
+    source = nbformat.read(expected, as_version=4)
     assert [cell.source for cell in downloaded.cells] == [cell.source for cell in source.cells], (
-        f"{notebook.docname}: the downloaded notebook differs from {notebook.source}"
+        f"{notebook.docname}: the downloaded notebook differs from {expected}"
     )
 
 
