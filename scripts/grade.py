@@ -676,6 +676,8 @@ OK_FORMAT = False
 
 name = {function!r}
 points = {points!r}
+# Kept off the line that calls the check: Otter shows that line when the test fails.
+CASES = dict(seed={seed!r}, sizes=json.loads({sizes!r}), **json.loads({options!r}))
 
 
 @test_case(points={points!r}, hidden=True)
@@ -684,10 +686,7 @@ def test_{function}(env):
 
     function = env.get({function!r})
     assert callable(function), "{function} is not defined in your notebook"
-    forward = env.get({forward!r}) if {forward!r} else None
-    sizes, options = json.loads({sizes!r}), json.loads({options!r})
-    print(hidden_check({check!r}, function, seed={seed!r}, sizes=sizes, forward=forward,
-                       **options))
+    print(hidden_check({check!r}, function, forward={forward}, **CASES))
 '''
 
 
@@ -722,20 +721,21 @@ def gradescope_package(assignment: Assignment, out: Path, *, hidden: Any, seed: 
     build = Path(tempfile.mkdtemp(prefix="throughtime-gradescope-"))
     try:
         (build / "tests").mkdir()
-        subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-                        "--no-build-isolation", "--wheel-dir", str(build), str(ROOT)],
-                       check=True)
+        built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
+                                "--no-build-isolation", "--wheel-dir", str(build), str(ROOT)],
+                               capture_output=True, text=True)
+        if built.returncode != 0:
+            raise SystemExit(f"the library's wheel could not be built:\n{built.stderr[-2000:]}")
         wheel = next(build.glob("throughtime-*.whl"))
         for exercise in assignment.exercises:
             hidden.cases(exercise.check, seed, exercise.options)  # fail early on bad options
             sizes = hidden.SIZES.get(exercise.check)
             (build / "tests" / f"{exercise.function}.py").write_text(OTTER_TEST.format(
                 function=exercise.function, check=exercise.check, points=exercise.points,
-                forward=exercise.forward or "", seed=[seed, hidden.HIDDEN_TESTS_VERSION],
+                forward=f"env.get({exercise.forward!r})" if exercise.forward else "None", seed=[seed, hidden.HIDDEN_TESTS_VERSION],
                 sizes=json.dumps(sizes), options=json.dumps(exercise.options)))
         (build / "requirements.txt").write_text(_requirements(wheel.name))
-        config = {"lang": "python", "show_stdout": False, "show_hidden": True,
-                  "assignment_name": assignment.name, "pdf": False}
+        config = {"lang": "python", "show_stdout": False, "show_hidden": True, "pdf": False}
         (build / "otter_config.json").write_text(json.dumps(config, indent=1))
         cwd = os.getcwd()
         os.chdir(build)

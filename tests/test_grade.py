@@ -427,3 +427,54 @@ def test_hidden_tests_stay_out_of_the_package_and_the_site():
     assert not (Path(listed) / "hidden_tests.py").exists()
     assert "secret.txt" in (ROOT / "instructor" / ".gitignore").read_text()
     assert os.access(ROOT / "instructor" / "hidden_tests.py", os.R_OK)
+
+
+# --------------------------------------------------------------------------------------
+# Gradescope: the Otter-Grader autograder, run locally with `otter run`
+# --------------------------------------------------------------------------------------
+
+
+def test_gradescope_package_grades_like_make_grade(tmp_path):
+    """The zip holds one hidden test per exercise, the pinned CPU packages and the library's
+    wheel; Otter's own local runner grades with it as `make grade` does."""
+    import zipfile
+
+    instructor = tmp_path / "01_demo.ipynb"
+    nbformat.write(instructor_notebook(), instructor)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("424242\n")
+    package = tmp_path / "autograder.zip"
+    subprocess.run([sys.executable, str(SCRIPT), "gradescope", "--assignment", str(instructor),
+                    "--out", str(package), "--secret-file", str(secret)],
+                   check=True, capture_output=True, text=True, timeout=300)
+    with zipfile.ZipFile(package) as archive:
+        names = set(archive.namelist())
+        tests = {n for n in names if n.startswith("tests/")}
+        environment = archive.read("environment.yml").decode()
+        sources = {n: archive.read(n).decode() for n in tests}
+    assert tests == {"tests/rnn_step.py", "tests/lstm_step.py", "tests/clip_by_norm.py"}
+    assert {"setup.sh", "run_autograder", "otter_config.json"} <= names
+    assert any(n.startswith("files/throughtime-") and n.endswith(".whl") for n in names)
+    assert "torch==2.13.0+cpu" in environment and "download.pytorch.org/whl/cpu" in environment
+    assert "throughtime @ file:///autograder/source/files/throughtime-" in environment
+    for source in sources.values():  # the seed stays off the line a failure message shows
+        assert "424242" not in next(line for line in source.splitlines() if "hidden_check(" in
+                                    line and "print" in line)
+    assert '"norm_types": [2.0, 1.0]' in sources["tests/clip_by_norm.py"]
+    scores = {}
+    for name, notebook in (("correct", submission()), ("lstm_1997", MISTAKES["lstm_1997"])):
+        path = tmp_path / f"{name}.ipynb"
+        nbformat.write(notebook, path)
+        out = tmp_path / name
+        out.mkdir()
+        subprocess.run([sys.executable, "-m", "otter", "run", "-a", str(package), "-o",
+                        str(out), str(path)], check=True, capture_output=True, timeout=300)
+        results = json.loads((out / "results.json").read_text())
+        scores[name] = {t["name"]: (t.get("score"), t.get("output", "")) for t in results["tests"]
+                        if t["name"] != "Public Tests"}
+    assert {k: v[0] for k, v in scores["correct"].items()} == {"rnn_step": 1.0,
+                                                               "lstm_step": 1.0,
+                                                               "clip_by_norm": 1.0}
+    assert scores["lstm_1997"]["lstm_step"][0] == 0
+    assert "the 1997 LSTM" in scores["lstm_1997"]["lstm_step"][1]
+    assert "424242" not in json.dumps(scores)
