@@ -92,11 +92,28 @@ clean:
 distclean: clean
 	rm -rf $(VENV)
 
-## make assignments [STUDENT_BRANCH=student] [STUDENT_REPO=org/name] [CHAPTERS="01 02"]:
+## make assignments [STUDENT_BRANCH=student] [STUDENT_REPO=org/name] [CHAPTERS="01 02"]
+##                  [WHEEL_URL=https://course.site/_static/ | INSTALL_URL=pip-url]:
 ## the student edition (answers stubbed or removed) in _build/student/book, its website in _build/student/html
 .PHONY: assignments
 assignments: $(STAMP)
 	$(BIN)/python scripts/make_assignments.py --out _build/student/book --html _build/student/html \
 		$(if $(STUDENT_BRANCH),--branch $(STUDENT_BRANCH)) \
 		$(if $(STUDENT_REPO),--repo $(STUDENT_REPO)) \
-		$(if $(CHAPTERS),--chapters $(CHAPTERS))
+		$(if $(CHAPTERS),--chapters $(CHAPTERS)) \
+		$(if $(WHEEL_URL),--wheel-url $(WHEEL_URL)) \
+		$(if $(INSTALL_URL),--install-url $(INSTALL_URL))
+
+## make grade SUBMISSIONS=folder [ASSIGNMENT=04] [JOBS=2]: grade one notebook (or folder) per
+## student on the hidden tests of instructor/, each in confined processes; scores in
+## _build/grades/scores.csv, feedback in _build/grades/feedback/STUDENT.md
+## make gradescope ASSIGNMENT=04: an Otter-Grader autograder zip for Gradescope in _build/grades/
+.PHONY: grade gradescope
+grade: $(STAMP)
+	@test -n "$(SUBMISSIONS)" || (echo "usage: make grade SUBMISSIONS=folder [ASSIGNMENT=04]"; exit 2)
+	$(BIN)/python scripts/grade.py "$(SUBMISSIONS)" --jobs $(JOBS) \
+		$(if $(ASSIGNMENT),--assignment $(ASSIGNMENT))
+
+gradescope: $(STAMP)
+	@test -n "$(ASSIGNMENT)" || (echo "usage: make gradescope ASSIGNMENT=04"; exit 2)
+	$(BIN)/python scripts/grade.py gradescope --assignment $(ASSIGNMENT)

@@ -3,6 +3,7 @@
     python scripts/make_assignments.py [--out _build/student/book] [--branch BRANCH]
                                        [--repo ORG/NAME] [--chapters 01 03 ...]
                                        [--html _build/student/html]
+                                       [--wheel-url URL | --install-url URL]
 
 The student edition is a copy of the repository (so that it can be pushed as a branch that
 Colab installs the library from) in which every chapter notebook has been through these
@@ -25,8 +26,12 @@ steps, in order:
    nbval all accept an error in a cell with that tag, and do not require one). Names bound
    by a tagged cell count as broken too.
 4. ``ClearOutput``: no outputs, no execution counts.
-5. ``PointInstallAt``: the Colab setup cell installs the library from the student
-   repository and branch.
+5. ``PointInstallAt``: the setup cell installs the library from the student repository
+   and branch, or from ``--install-url`` (any pip URL, a git URL with a read-only token for
+   a private repository, say), or from ``--wheel-url``: then the library's wheel is built
+   into the student website's ``_static/`` folder and installed from URL (a folder URL
+   ending in ``/`` gets the wheel's file name), so that students need no access to any
+   repository.
 
 ``_config.yml`` is rewritten line by line, comments kept, with the student repository and
 branch (launch buttons and installs) and sphinx-exercise's ``hide_solutions: True``;
@@ -775,9 +780,22 @@ def uncommitted_files(root: Path, files: Iterable[Path]) -> list[str]:
     return sorted(str(f) for f in files if str(f) in changed)
 
 
+def build_wheel(root: Path, into: Path) -> Path:
+    """The library's wheel (pure Python, no dependencies bundled), built into ``into``."""
+    into.mkdir(parents=True, exist_ok=True)
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
+                            "--no-build-isolation", "--wheel-dir", str(into), str(root)],
+                           capture_output=True, text=True)
+    wheels = sorted(into.glob("throughtime-*.whl"))
+    if built.returncode != 0 or not wheels:
+        raise SystemExit(f"the library's wheel could not be built:\n{built.stderr[-2000:]}")
+    return wheels[-1]
+
+
 def make_student_edition(root: Path, out: Path, *, repo: str | None = None,
-                         branch: str | None = None,
-                         chapters: Iterable[str] | None = None) -> dict[str, dict]:
+                         branch: str | None = None, chapters: Iterable[str] | None = None,
+                         install_url: str | None = None,
+                         wheel_url: str | None = None) -> dict[str, dict]:
     """Write the student edition of the book at ``root`` into ``out``; return a report."""
     root, out = root.resolve(), out.resolve()
     if out == root:
@@ -818,11 +836,15 @@ def make_student_edition(root: Path, out: Path, *, repo: str | None = None,
               f"{len(changed)} of them differ from the last commit ({listed}); commit them "
               "first unless they are meant for students as they are", file=sys.stderr)
 
+    if wheel_url:
+        wheel = build_wheel(root, out / "_static")
+        install_url = wheel_url + wheel.name if wheel_url.endswith("/") else wheel_url
+    install_url = install_url or retarget.install_url(repo, branch)
     report = {}
     for path in chosen:
         instructor = nbformat.read(path, as_version=4)
         try:
-            student, resources = student_notebook(instructor, retarget.install_url(repo, branch))
+            student, resources = student_notebook(instructor, install_url)
         except ValueError as error:
             raise SystemExit(f"{path.relative_to(root)}: {error}") from None
         survivors = surviving_solution_lines(instructor, student)
@@ -916,10 +938,15 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"student branch (default: {DEFAULT_BRANCH})")
     parser.add_argument("--chapters", nargs="*", help="chapter names or number prefixes")
     parser.add_argument("--html", type=Path, help="also build the student website into this")
+    install = parser.add_mutually_exclusive_group()
+    install.add_argument("--wheel-url", help="serve the library's wheel with the student website "
+                         "and install it from this URL (a private repository needs no access)")
+    install.add_argument("--install-url", help="the pip URL the setup cells install from")
     args = parser.parse_args(argv)
 
     report = make_student_edition(args.root, args.out, repo=args.repo, branch=args.branch,
-                                  chapters=args.chapters)
+                                  chapters=args.chapters, install_url=args.install_url,
+                                  wheel_url=args.wheel_url)
     for name, done in report.items():
         print(f"{name}: {done['stubbed']} code exercise(s) stubbed, {done['written']} written "
               f"solution(s) and {done['cells']} solution cell(s) removed, cells "
@@ -930,8 +957,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"warning: {name} is not in _toc.yml, so the student website leaves it out",
                   file=sys.stderr)
     config = yaml.safe_load((args.out / "_config.yml").read_text())["repository"]
-    print(f"Student edition in {args.out}: launch buttons and installs use "
-          f"{config['url']} at branch {config['branch']}.")
+    print(f"Student edition in {args.out}: launch buttons open {config['url']} at branch "
+          f"{config['branch']}.")
+    wheels = sorted((args.out / "_static").glob("throughtime-*.whl")) if args.wheel_url else []
+    if wheels:
+        print(f"The setup cells install the library from {args.wheel_url}"
+              f"{wheels[0].name if args.wheel_url.endswith('/') else ''}: publish the student "
+              f"website there (the wheel is {wheels[0].relative_to(args.out)}).")
     if args.html:
         build_website(args.out)
         converted = reader_edition(args.root.resolve(), args.out.resolve(),

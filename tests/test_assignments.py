@@ -588,3 +588,55 @@ def test_the_instructors_check_table_names_only_exercises_that_exist():
             assert {c.zfill(2) for c in chapters} == used.get(check, set()), (check, exercise)
         else:
             assert "no chapter" in exercise, (check, exercise)
+
+
+# --------------------------------------------------------------------------------------
+# Colab for a private repository: the library as a wheel beside the student website
+# --------------------------------------------------------------------------------------
+
+
+def test_a_wheel_with_the_student_site_installs_where_no_repository_is_reachable(tmp_path):
+    """The wheel goes into the student website's _static/, every setup cell installs it from
+    the URL given, and pip installs it from that URL into a fresh environment that has the
+    book's other packages (as Colab has numpy and torch) but not the library."""
+    import functools
+    import http.server
+    import threading
+
+    book = write_book(tmp_path / "book", demo_chapter())
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, book / name)
+    shutil.copytree(ROOT / "lib", book / "lib", ignore=shutil.ignore_patterns("__pycache__"))
+    out = tmp_path / "student"
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(out))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    url = f"http://127.0.0.1:{server.server_address[1]}/_static/"
+    make_assignments.make_student_edition(book, out, chapters=["01"], wheel_url=url)
+    wheel = next((out / "_static").glob("throughtime-*.whl"))
+    setup = nbformat.read(out / "chapters" / "01_demo.ipynb", as_version=4).cells[0].source
+    assert f"throughtime @ {url}{wheel.name}" in setup and "git+" not in setup
+
+    colab = tmp_path / "colab"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(colab)], check=True)
+    python = colab / "bin" / "python"
+    site = subprocess.run([str(python), "-c", "import site; print(site.getsitepackages()[0])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    ours = [p for p in sys.path if p.endswith("site-packages")][0]
+    Path(site, "book_packages.pth").write_text(ours + "\n")  # numpy, torch, pip: not the library
+    probe = [str(python), "-c", "import importlib.util as u; print(u.find_spec('throughtime'))"]
+    assert subprocess.run(probe, capture_output=True, text=True).stdout.strip() == "None"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        line = next(line for line in setup.splitlines() if "throughtime @ " in line)
+        spec = line.split('"')[1]
+        installed = subprocess.run([str(python), "-m", "pip", "install", "--quiet",
+                                    "--no-index", spec],
+                                   capture_output=True, text=True, timeout=300)
+    finally:
+        server.shutdown()
+    assert installed.returncode == 0, installed.stderr[-2000:]
+    check = subprocess.run([str(python), "-c", "import throughtime.checks as c; "
+                            "print(c.__file__)"], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    assert check.stdout.startswith(site), check.stdout  # the wheel's copy, not the checkout
