@@ -16,9 +16,11 @@ from throughtime.experiments import (
     agreement_batch,
     make_model,
     run_seeds,
+    score_on_task,
     summarize,
     train_on_task,
 )
+from throughtime.gru_variants import gate_rows as gru_gate_rows
 from throughtime.lstm_tools import effective_forget_bias
 from throughtime.tasks import AGREEMENT_VOCABULARY, adding_problem, agreement_task
 
@@ -63,6 +65,24 @@ def test_lstm_forget_bias_is_set_or_left_alone():
     torch.testing.assert_close(untouched.recurrent.bias_ih_l0, reference.bias_ih_l0)
 
 
+def test_gru_update_bias_is_set_or_left_alone():
+    torch.manual_seed(4)
+    biased = make_model("gru", "agreement", hidden_size=5, update_bias=1.0)
+    z = gru_gate_rows("z", 5)
+    torch.testing.assert_close(biased.recurrent.bias_ih_l0[z], torch.ones(5))
+    torch.testing.assert_close(biased.recurrent.bias_hh_l0[z], torch.zeros(5))
+    torch.manual_seed(4)
+    default = make_model("gru", "agreement", hidden_size=5)
+    torch.manual_seed(4)
+    reference = make_model("gru", "agreement", hidden_size=5, forget_bias=3.0)  # LSTM only
+    torch.testing.assert_close(default.recurrent.bias_ih_l0, reference.recurrent.bias_ih_l0)
+    r, n = gru_gate_rows("r", 5), gru_gate_rows("n", 5)
+    torch.testing.assert_close(biased.recurrent.bias_ih_l0[r], default.recurrent.bias_ih_l0[r])
+    torch.testing.assert_close(biased.recurrent.bias_hh_l0[n], default.recurrent.bias_hh_l0[n])
+    lstm = make_model("lstm", "adding", hidden_size=5, update_bias=2.0)  # GRU only
+    torch.testing.assert_close(effective_forget_bias(lstm.recurrent), torch.ones(5))
+
+
 # --------------------------------------------------------------------------------------
 # Agreement without a shortcut
 # --------------------------------------------------------------------------------------
@@ -98,6 +118,17 @@ def test_agreement_batch_middle_nouns_say_nothing_about_the_label():
         assert _number(tokens[0, b]) == labels[b]
     assert abs(same / total - 0.5) < 0.02
     assert abs(last_noun_right / tokens.shape[1] - 0.5) < 0.03
+
+
+@pytest.mark.parametrize("distance, share, nouns", [(10, 0.5, 5), (11, 0.5, 5), (8, 0.0, 0),
+                                                     (8, 1.0, 8), (9, 0.25, 2)])
+def test_distractor_share_sets_the_number_of_nouns(distance, share, nouns):
+    tokens, _ = agreement_batch(distance, 50, 3, distractor_share=share)
+    counts = [sum(_number(t) is not None for t in column) for column in tokens.numpy()[1:-1].T]
+    assert counts == [nouns] * 50
+    if share == 0.5:  # the default is half of the distance, rounded down: the same batch
+        default, _ = agreement_batch(distance, 50, 3)
+        assert torch.equal(tokens, default)
 
 
 # --------------------------------------------------------------------------------------
@@ -173,6 +204,30 @@ def test_agreement_trains_on_mixed_distances_and_tests_at_length():
     assert 0.0 <= result.final <= 1.0
 
 
+def test_score_on_task_is_the_metric_on_a_fresh_test_set():
+    run = train_on_task("lstm", "agreement", length=4, steps=5, evaluate_every=5, hidden_size=4,
+                        test_size=64, test_seed=8, device="cpu", stop_when_solved=False)
+    # At the training length and with the run's test seed it is the run's own last score.
+    assert score_on_task(run.model, "agreement", 4, test_size=64, test_seed=8) == run.final
+    tokens, labels = agreement_batch(7, 30, np.random.default_rng(2), distractor_share=0.0)
+    with torch.no_grad():
+        expected = (run.model(tokens).argmax(dim=1) == labels).float().mean().item()
+    assert score_on_task(run.model, "agreement", 7, test_size=30, test_seed=2,
+                         distractor_share=0.0) == expected
+    adder = make_model("gru", "adding", hidden_size=3)
+    x, y = adding_problem(9, 20, np.random.default_rng(5), as_torch=True)
+    with torch.no_grad():
+        mse = ((adder(x) - y) ** 2).mean().item()
+    assert score_on_task(adder, "adding", 9, test_size=20, test_seed=5) == pytest.approx(mse)
+
+
+def test_train_on_task_with_update_bias_and_distractor_share_records_them():
+    result = train_on_task("gru", "agreement", length=6, min_length=2, steps=4, evaluate_every=4,
+                           hidden_size=4, test_size=8, device="cpu", update_bias=1.0,
+                           distractor_share=0.0, stop_when_solved=False)
+    assert result.settings["update_bias"] == 1.0 and result.settings["distractor_share"] == 0.0
+
+
 # --------------------------------------------------------------------------------------
 # Several runs
 # --------------------------------------------------------------------------------------
@@ -225,6 +280,18 @@ def test_run_seeds_covers_every_kind_and_seed():
     (lambda: run_seeds([], [0], "adding", length=5), ValueError, "must not be empty"),
     (lambda: summarize([1, 2]), TypeError, "RunResult"),
     (lambda: agreement_batch(4, 2, "seed"), TypeError, "rng must be"),
+    (lambda: agreement_batch(4, 2, 0, distractors=1, distractor_share=0.5), ValueError,
+     "not both"),
+    (lambda: agreement_batch(4, 2, 0, distractor_share=1.5), ValueError,
+     r"distractor_share must be in \[0, 1\]"),
+    (lambda: train_on_task("gru", "adding", length=5, distractor_share=0.5), ValueError,
+     "apply to task='agreement' only"),
+    (lambda: train_on_task("gru", "agreement", length=5, distractors=1, distractor_share=0.5),
+     ValueError, "not both"),
+    (lambda: score_on_task("model", "adding", 5), TypeError, "model must be a torch.nn.Module"),
+    (lambda: score_on_task(nn.Linear(2, 1), "adding", 5, distractor_share=0.5), ValueError,
+     "apply to task='agreement' only"),
+    (lambda: score_on_task(nn.Linear(2, 1), "copy", 5), ValueError, "task must be one of"),
 ])
 def test_bad_input_is_rejected_with_a_clear_message(call, error, match):
     with pytest.raises(error, match=match):

@@ -18,10 +18,12 @@ from throughtime.lstm_tools import (
     draw_state,
     effective_forget_bias,
     gate_rows,
+    memory_unit,
     record_gates,
     set_forget_bias,
     state_at,
 )
+from throughtime.tasks import adding_problem
 
 I, H, B, T = 3, 4, 2, 6
 
@@ -343,3 +345,74 @@ def test_draw_state_rejects_steps_outside_the_recording(sequence):
     with pytest.raises(ValueError, match="unit must be in 0 .. 3"):
         draw_state(recording, 0, unit=H)
     assert plt.get_fignums() == open_before, "a rejected call leaves no figure open"
+
+
+# --------------------------------------------------------------------------------------
+# memory_unit
+# --------------------------------------------------------------------------------------
+
+
+def _marked_recording():
+    """Two sequences of T = 6, H = 3, marks at steps 1 and 4 (0-based), built by hand.
+
+    Unit 0 opens its input gate most at the marks (0.95) but forgets (f = 0.5); unit 1 opens
+    less (0.8) and holds (f = 1); unit 2 does nothing special.
+    """
+    T, B, H = 6, 2, 3
+    recording = {name: np.full((T, B, H), 0.5) for name in ("i", "f", "g", "o", "c", "h")}
+    marked = np.zeros((T, B), dtype=bool)
+    marked[[1, 4]] = True
+    recording["i"][:, :, :2] = 0.05
+    recording["i"][marked, 0] = 0.95
+    recording["i"][marked, 1] = 0.8
+    recording["f"][:, :, 1] = 1.0
+    # Unit 1's cell: 0 before the first mark, 0.4 after it, 0.7 after the second.
+    recording["c"][:, :, 1] = np.array([0.0, 0.4, 0.4, 0.4, 0.7, 0.7])[:, None]
+    return recording, marked
+
+
+def test_memory_unit_follows_the_unit_that_keeps_what_it_wrote():
+    recording, marked = _marked_recording()
+    found = memory_unit(recording, marked)
+    assert found["unit"] == 1
+    # Kept shares: unit 0 writes 0.95 and forgets twice by 0.5 (steps 2 and 3): 0.2375;
+    # unit 1 writes 0.8 and holds: 0.8; unit 2: 0.5 * 0.5 * 0.5 = 0.125.
+    np.testing.assert_allclose(found["kept"], [0.2375, 0.8, 0.125])
+    np.testing.assert_allclose(found["response"], [0.9, 0.75, 0.0])
+    assert found["input_marked"] == pytest.approx(0.8)
+    assert found["input_unmarked"] == pytest.approx(0.05)
+    assert found["forget_between"] == 1.0 and found["forget_between_min"] == 1.0
+    # |c_t - c_{t-1}| with c_0 = 0: 0.4 and 0.3 at the marks, 0 at the four other steps.
+    assert found["change_marked"] == pytest.approx(0.35)
+    assert found["change_unmarked"] == pytest.approx(0.0)
+    assert found["forget_all"] == pytest.approx((0.5 + 1.0 + 0.5) / 3)
+
+
+def test_memory_unit_finds_the_adding_problem_memory_of_a_hand_built_lstm():
+    # One LSTM unit that writes the value at a marker (input gate open only there), holds
+    # it (forget gate 1), and a second unit that ignores everything.
+    H, big = 2, 30.0
+    params = {"weight_ih": np.zeros((4 * H, 2)), "weight_hh": np.zeros((4 * H, H)),
+              "bias_ih": np.zeros(4 * H), "bias_hh": np.zeros(4 * H)}
+    params["weight_ih"][0, 1], params["bias_ih"][0] = 2 * big, -big  # i_0: open at a marker
+    params["bias_ih"][H] = big  # f_0 = 1
+    params["weight_ih"][2 * H, 0] = 1.0  # g_0 = tanh(value)
+    params["bias_ih"][1], params["bias_ih"][H + 1] = -big, -big  # unit 1 writes nothing, forgets
+    xs, _ = adding_problem(12, 16, 3, dtype=np.float64)
+    marked = xs[:, :, 1] == 1
+    found = memory_unit(record_gates(xs, params), marked)
+    assert found["unit"] == 0
+    assert found["input_marked"] > 0.99 and found["input_unmarked"] < 1e-6
+    assert found["forget_between_min"] > 0.99
+
+
+@pytest.mark.parametrize("marked, match", [
+    (np.zeros((6, 2), dtype=bool), "at least two steps"),
+    (np.ones((6, 2), dtype=bool), "unmarked"),
+    (np.zeros((6, 2)), "boolean array of shape"),
+    (np.zeros((5, 2), dtype=bool), "boolean array of shape"),
+])
+def test_memory_unit_rejects_bad_marks(marked, match):
+    recording, _ = _marked_recording()
+    with pytest.raises(ValueError, match=match):
+        memory_unit(recording, marked)

@@ -13,6 +13,8 @@ the same settings.
   no short-range shortcut predicts the label.
 - ``train_on_task``: one run (one model, one seed); ``RunResult`` holds the test curve, the
   step at which the task counted as solved, and the trained model.
+- ``score_on_task``: the test metric of a trained model at another length (or with another
+  share of distractor nouns), for measuring how far a model generalises.
 - ``run_seeds`` and ``summarize``: several kinds and seeds, and their mean and spread.
 
 Tasks (``throughtime.tasks``):
@@ -21,12 +23,20 @@ Tasks (``throughtime.tasks``):
     Le et al.'s adding problem with T = ``length`` steps; mean squared error; solved when
     the test MSE is at most ``solved_mse`` (the no-memory baseline is 1/6).
 ``"agreement"``
-    ``agreement_batch`` with ``distance`` = ``length`` and ``distractors`` nouns; cross
-    entropy; solved when the test accuracy is at least ``solved_accuracy`` (chance: 0.5).
+    ``agreement_batch`` with ``distance`` = ``length`` and ``distractors`` nouns (or a
+    ``distractor_share`` of the distance); cross entropy; solved when the test accuracy is
+    at least ``solved_accuracy`` (chance: 0.5).
+
+Gates: the LSTM's forget-gate bias is set to ``forget_bias`` (1 by default, Jozefowicz et al.
+2015) and the GRU's update-gate bias to ``update_bias`` (PyTorch's initialisation by
+default); a fair comparison gives both the same treatment.
 
 Seeds: ``torch.manual_seed(seed)`` sets the initial weights; the training batches come from
 ``numpy.random.default_rng([seed, 1])``, so two kinds with the same seed see the same
-batches; the test set comes from ``test_seed`` and is the same for every kind and seed.
+batches; the test set comes from ``test_seed`` and is the same for every kind and seed. On
+a GPU, cuDNN is asked for its deterministic algorithms (``torch.backends.cudnn.deterministic``)
+so that a seed gives the same run each time as far as PyTorch allows; a GPU run still
+differs from a CPU run in the last bits, and training can amplify them.
 """
 
 from __future__ import annotations
@@ -52,6 +62,7 @@ __all__ = [
     "agreement_batch",
     "RunResult",
     "train_on_task",
+    "score_on_task",
     "run_seeds",
     "summarize",
 ]
@@ -122,7 +133,7 @@ class SequenceModel(nn.Module):
 
 
 def make_model(kind: str, task: str, hidden_size: int = 32, *, forget_bias: float | None = 1.0,
-               embedding_size: int = 16) -> SequenceModel:
+               update_bias: float | None = None, embedding_size: int = 16) -> SequenceModel:
     """The model ``train_on_task`` trains, with PyTorch's default initialisation.
 
     Parameters
@@ -138,6 +149,12 @@ def make_model(kind: str, task: str, hidden_size: int = 32, *, forget_bias: floa
         For the LSTM, the effective forget-gate bias b_if + b_hf
         (``lstm_tools.set_forget_bias``); 1.0 as Jozefowicz et al. 2015 recommend. ``None``
         keeps PyTorch's initialisation. Ignored for the other kinds.
+    update_bias : float or None
+        For the GRU, the effective update-gate bias b_iz + b_hz
+        (``gru_variants.set_update_bias``), the GRU's counterpart of the forget bias: z_t
+        keeps the old state, so a positive bias makes the GRU remember longer at
+        initialisation. ``None`` (the default) keeps PyTorch's initialisation. Ignored for
+        the other kinds.
     embedding_size : int
         Embedding size for the agreement task.
 
@@ -155,6 +172,10 @@ def make_model(kind: str, task: str, hidden_size: int = 32, *, forget_bias: floa
         from .lstm_tools import set_forget_bias
 
         set_forget_bias(model.recurrent, forget_bias)
+    if kind == "gru" and update_bias is not None:
+        from .gru_variants import set_update_bias
+
+        set_update_bias(model.recurrent, update_bias)
     return model
 
 
@@ -164,7 +185,8 @@ def make_model(kind: str, task: str, hidden_size: int = 32, *, forget_bias: floa
 
 
 def agreement_batch(distance: int, batch_size: int, rng: np.random.Generator | int, *,
-                    distractors: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                    distractors: int | None = None,
+                    distractor_share: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Number agreement with distractor nouns whose number is random.
 
     ``tasks.agreement_task`` puts nouns of the *opposite* number between the subject and
@@ -181,6 +203,10 @@ def agreement_batch(distance: int, batch_size: int, rng: np.random.Generator | i
     rng : numpy.random.Generator or int
     distractors : int, optional
         Nouns among the ``distance`` tokens; ``distance // 2`` by default.
+    distractor_share : float, optional
+        Instead of ``distractors``: the share of the ``distance`` tokens that are nouns, in
+        [0, 1]; floor(``distractor_share`` * ``distance``) nouns (0.5 gives the default, 0
+        only fillers). Handy when the distance varies from batch to batch.
 
     Returns
     -------
@@ -189,8 +215,7 @@ def agreement_batch(distance: int, batch_size: int, rng: np.random.Generator | i
         0 for a singular subject, 1 for a plural one.
     """
     distance = check_int("distance", distance, minimum=0)
-    if distractors is None:
-        distractors = distance // 2
+    distractors = _distractor_count(distance, distractors, distractor_share)
     rng = _generator(rng)
     tokens, labels = agreement_task(distance, batch_size, rng, attractors=distractors)
     vocabulary = AGREEMENT_VOCABULARY
@@ -202,6 +227,28 @@ def agreement_batch(distance: int, batch_size: int, rng: np.random.Generator | i
     flip = nouns & (rng.random(middle.shape) < 0.5)
     middle[flip] = other_number[middle[flip]]
     return torch.from_numpy(tokens), torch.from_numpy(labels)
+
+
+def _check_share(distractor_share: float | None) -> float | None:
+    if distractor_share is None:
+        return None
+    share = check_real("distractor_share", distractor_share)
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"distractor_share must be in [0, 1] (a share of the distance), "
+                         f"got {share}")
+    return share
+
+
+def _distractor_count(distance: int, distractors: int | None,
+                      distractor_share: float | None) -> int:
+    """The number of nouns between subject and query, from a count or a share."""
+    share = _check_share(distractor_share)
+    if distractors is not None and share is not None:
+        raise ValueError(f"give distractors or distractor_share, not both; got "
+                         f"distractors={distractors}, distractor_share={share}")
+    if share is not None:
+        return int(np.floor(share * distance + 1e-9))
+    return distance // 2 if distractors is None else distractors
 
 
 # --------------------------------------------------------------------------------------
@@ -271,8 +318,9 @@ def _test_metric(model: nn.Module, task: str, test: tuple[torch.Tensor, torch.Te
 def train_on_task(kind: str, task: str, *, length: int, seed: int = 0, hidden_size: int = 32,
                   steps: int = 300, batch_size: int = 64, lr: float = 0.02,
                   max_norm: float = 1.0, forget_bias: float | None = 1.0,
+                  update_bias: float | None = None,
                   min_length: int | None = None, distractors: int | None = None,
-                  evaluate_every: int = 25,
+                  distractor_share: float | None = None, evaluate_every: int = 25,
                   test_size: int = 512, test_seed: int = 12345, solved_mse: float = 0.01,
                   solved_accuracy: float = 0.99, stop_when_solved: bool = True,
                   device: Any = None) -> RunResult:
@@ -303,6 +351,9 @@ def train_on_task(kind: str, task: str, *, length: int, seed: int = 0, hidden_si
         Clip the gradient to this global norm.
     forget_bias : float or None
         The LSTM's effective forget-gate bias (see ``make_model``).
+    update_bias : float or None
+        The GRU's effective update-gate bias (see ``make_model``); ``None`` keeps PyTorch's
+        initialisation.
     min_length : int, optional
         Agreement only: each training batch gets a distance drawn uniformly from
         ``min_length`` .. ``length`` (short sequences make the task easier to start
@@ -310,6 +361,10 @@ def train_on_task(kind: str, task: str, *, length: int, seed: int = 0, hidden_si
     distractors : int, optional
         Agreement only: nouns between subject and verb (``agreement_batch``); ``None``
         means half of the distance.
+    distractor_share : float, optional
+        Agreement only, instead of ``distractors``: the share of the distance that is nouns,
+        for training and test batches alike (0 trains and tests without any noun in
+        between).
     evaluate_every : int
         Steps between two scorings of the test set.
     test_size : int
@@ -343,9 +398,15 @@ def train_on_task(kind: str, task: str, *, length: int, seed: int = 0, hidden_si
     solved_accuracy = check_real("solved_accuracy", solved_accuracy)
     if not isinstance(stop_when_solved, bool):
         raise TypeError(f"stop_when_solved must be True or False, got {describe(stop_when_solved)}")
-    if task == "adding" and (distractors is not None or min_length is not None):
-        raise ValueError(f"distractors and min_length apply to task='agreement' only, got "
-                         f"distractors={distractors}, min_length={min_length}")
+    if task == "adding" and (distractors is not None or min_length is not None
+                             or distractor_share is not None):
+        raise ValueError(f"distractors, distractor_share and min_length apply to "
+                         f"task='agreement' only, got distractors={distractors}, "
+                         f"distractor_share={distractor_share}, min_length={min_length}")
+    distractor_share = _check_share(distractor_share)
+    if distractors is not None and distractor_share is not None:
+        raise ValueError(f"give distractors or distractor_share, not both; got "
+                         f"distractors={distractors}, distractor_share={distractor_share}")
     if min_length is not None:
         min_length = check_int("min_length", min_length, minimum=0)
         if min_length > length:
@@ -353,8 +414,9 @@ def train_on_task(kind: str, task: str, *, length: int, seed: int = 0, hidden_si
     device = choose_device() if device is None else torch.device(device)
     settings = {"length": length, "hidden_size": hidden_size, "steps": steps,
                 "batch_size": batch_size, "lr": lr, "max_norm": max_norm,
-                "forget_bias": forget_bias, "min_length": min_length,
-                "distractors": distractors,
+                "forget_bias": forget_bias, "update_bias": update_bias,
+                "min_length": min_length, "distractors": distractors,
+                "distractor_share": distractor_share,
                 "evaluate_every": evaluate_every, "test_size": test_size,
                 "test_seed": test_seed}
 
@@ -365,11 +427,16 @@ def train_on_task(kind: str, task: str, *, length: int, seed: int = 0, hidden_si
         distance = length
         if training and min_length is not None:
             distance = int(rng.integers(min_length, length + 1))
-        return agreement_batch(distance, size, rng, distractors=distractors)
+        return agreement_batch(distance, size, rng, distractors=distractors,
+                               distractor_share=distractor_share)
 
     start = time.process_time()
+    if device.type == "cuda":  # cuDNN's deterministic algorithms: the same run each time
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
     torch.manual_seed(seed)
-    model = make_model(kind, task, hidden_size, forget_bias=forget_bias).to(device)
+    model = make_model(kind, task, hidden_size, forget_bias=forget_bias,
+                       update_bias=update_bias).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     loss_fn = nn.MSELoss() if task == "adding" else nn.CrossEntropyLoss()
     test = batch(test_size, np.random.default_rng(test_seed), training=False)
@@ -394,6 +461,54 @@ def train_on_task(kind: str, task: str, *, length: int, seed: int = 0, hidden_si
     result.model = model.cpu().eval()
     result.seconds = time.process_time() - start
     return result
+
+
+def score_on_task(model: nn.Module, task: str, length: int, *, test_size: int = 512,
+                  test_seed: int = 12345, distractors: int | None = None,
+                  distractor_share: float | None = None, device: Any = None) -> float:
+    """The test metric of a trained model on a fresh test set of another length.
+
+    ``train_on_task`` scores one test set, at the training length; this scores another:
+    ``test_size`` sequences of length ``length`` (T for the adding problem, the distance for
+    agreement) drawn from ``numpy.random.default_rng(test_seed)``. Use it to see whether a
+    model trained at one length works at another.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A trained ``SequenceModel`` (for example ``RunResult.model``) for ``task``.
+    task : {"adding", "agreement"}
+    length : int
+    test_size, test_seed : int
+    distractors, distractor_share : optional
+        Agreement only: nouns between subject and query (``agreement_batch``).
+    device : str or torch.device, optional
+        Where to score; the device of the model's parameters by default.
+
+    Returns
+    -------
+    float
+        The mean squared error (adding) or the accuracy (agreement).
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {describe(model)}")
+    check_choice("task", task, TASKS)
+    length = check_int("length", length, minimum=2 if task == "adding" else 0)
+    test_size = check_int("test_size", test_size, minimum=1)
+    test_seed = check_int("test_seed", test_seed, minimum=0)
+    rng = np.random.default_rng(test_seed)
+    if task == "adding":
+        if distractors is not None or distractor_share is not None:
+            raise ValueError(f"distractors and distractor_share apply to task='agreement' "
+                             f"only, got distractors={distractors}, "
+                             f"distractor_share={distractor_share}")
+        test = adding_problem(length, test_size, rng, as_torch=True)
+    else:
+        test = agreement_batch(length, test_size, rng, distractors=distractors,
+                               distractor_share=distractor_share)
+    if device is None:
+        device = next(model.parameters()).device
+    return _test_metric(model, task, test, torch.device(device))
 
 
 # --------------------------------------------------------------------------------------

@@ -9,6 +9,9 @@
   ``bias_hh`` slice, so the effective bias is exactly 1.
 - ``record_gates``: run the numpy LSTM of ``numpy_cells`` over a sequence and keep every
   gate, the candidate, the cell state and the hidden state, shape (T, B, H) each.
+- ``memory_unit``: in a recording over marked sequences (the adding problem), the unit
+  that writes at the first mark and still holds what it wrote at the last, and what its
+  gates and cell do.
 - ``state_at`` and ``draw_state``: the numbers of one step, and the figure the chapter's
   live explorer redraws when its slider moves (a pure function of the recording and t).
 
@@ -34,6 +37,7 @@ __all__ = [
     "set_forget_bias",
     "effective_forget_bias",
     "record_gates",
+    "memory_unit",
     "state_at",
     "draw_state",
 ]
@@ -222,6 +226,77 @@ def record_gates(xs: np.ndarray, params: Mapping[str, np.ndarray],
     recording["c"] = cs
     recording["h"] = hs
     return recording
+
+
+def memory_unit(recording: Mapping[str, np.ndarray], marked: np.ndarray) -> dict[str, Any]:
+    r"""The unit that writes at the first mark and still holds it at the last, and its gates.
+
+    In a task such as the adding problem something written at the first marked step must
+    survive until the last one. Along the cell state of unit j, what the input gate lets in
+    at the first mark, i_j (times the candidate), reaches the last mark scaled by the forget
+    gates in between. So for every unit the *kept share* is the mean over the sequences of
+
+    .. math::
+
+        i_{j, s} \prod_{s < t < e} f_{j, t}
+
+    with s the first and e the last marked step of a sequence, and the memory unit is the
+    unit with the largest kept share. For that unit the result reports its input gate at and
+    away from the marks, its forget gate strictly between the first and the last mark, and
+    how much its cell state changes in one step, |c_t - c_{t-1}| (with c_0 = 0), at and away
+    from the marks.
+
+    Parameters
+    ----------
+    recording : dict
+        From ``record_gates``: arrays (T, B, H).
+    marked : ndarray of bool, shape (T, B)
+        True at the marked steps (in the adding problem, where the marker input is 1).
+        Every sequence needs at least two marked steps, and some step must be unmarked.
+
+    Returns
+    -------
+    dict
+        ``"unit"`` (0-based index), ``"kept"`` (H,), the kept share of every unit,
+        ``"response"`` (H,), every unit's mean input gate at the marks minus its mean
+        elsewhere, and for the memory unit ``"input_marked"``, ``"input_unmarked"``,
+        ``"forget_between"`` (mean), ``"forget_between_min"``, ``"change_marked"``,
+        ``"change_unmarked"`` (means of |c_t - c_{t-1}|); ``"forget_all"`` is the mean forget
+        gate over every unit, step and sequence. The between-marks entries are NaN when no
+        sequence has a step between its first and last mark.
+    """
+    steps, batch, _ = _check_recording(recording)
+    marked = np.asarray(marked)
+    if marked.dtype != bool or marked.shape != (steps, batch):
+        raise ValueError(f"marked must be a boolean array of shape (T, B) = ({steps}, {batch}) "
+                         f"like the recording, got {describe(marked)}")
+    if (marked.sum(axis=0) < 2).any() or marked.all():
+        raise ValueError("marked must mark at least two steps in every sequence and leave some "
+                         "step unmarked")
+    gate_i, gate_f, cell = recording["i"], recording["f"], recording["c"]
+    sequences = np.arange(batch)
+    index = np.arange(steps)[:, None]
+    first = marked.argmax(axis=0)
+    last = steps - 1 - marked[::-1].argmax(axis=0)
+    between = (index > first) & (index < last)  # (T, B)
+    held = np.where(between[:, :, None], gate_f, 1.0).prod(axis=0)  # (B, H)
+    kept = (gate_i[first, sequences] * held).mean(axis=0)
+    unit = int(np.argmax(kept))
+    response = gate_i[marked].mean(axis=0) - gate_i[~marked].mean(axis=0)
+    change = np.abs(np.diff(cell[:, :, unit], axis=0, prepend=0.0))
+    forget = gate_f[:, :, unit][between]
+    return {
+        "unit": unit,
+        "kept": kept,
+        "response": response,
+        "input_marked": float(gate_i[:, :, unit][marked].mean()),
+        "input_unmarked": float(gate_i[:, :, unit][~marked].mean()),
+        "forget_between": float(forget.mean()) if forget.size else float("nan"),
+        "forget_between_min": float(forget.min()) if forget.size else float("nan"),
+        "change_marked": float(change[marked].mean()),
+        "change_unmarked": float(change[~marked].mean()),
+        "forget_all": float(gate_f.mean()),
+    }
 
 
 def _check_recording(recording: Any) -> tuple[int, int, int]:
