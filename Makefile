@@ -22,7 +22,7 @@ export THROUGHTIME_STRICT := 1
 # native ones, so every test run covers two kernel sets (scripts/portability.py has more).
 BASELINE_KERNELS := ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 MKL_ENABLE_INSTRUCTIONS=SSE4_2
 
-.PHONY: install check-colab page-weight portability book test test-lib test-notebooks test-site lint lab bench retarget clean distclean
+.PHONY: install check-colab page-weight portability book notebooks test test-lib test-notebooks test-site lint lab bench retarget clean distclean
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,12 @@ book: $(STAMP)
 	@echo ""
 	@echo "The website is in $(CURDIR)/_build/html -- open $(CURDIR)/_build/html/index.html"
 
+## make notebooks: the reader notebooks in _build/notebooks (MyST written out for Jupyter, Colab
+## and VS Code, with the build's outputs), from the book's build (runs `make book` first); they
+## also become the website's .ipynb downloads, and the workflow publishes them for the launch buttons
+notebooks: book
+	$(BIN)/python scripts/reader_notebooks.py --build _build --out _build/notebooks
+
 ## make test: library tests, every notebook under nbval, the website build, the browser tests
 test: $(STAMP)
 	$(MAKE) lint
@@ -53,14 +59,26 @@ lint: $(STAMP)
 test-lib: $(STAMP)
 	$(BIN)/python -m pytest tests --ignore=tests/site -n $(JOBS)
 
+# NBVAL_ON=reader: nbval runs the reader notebooks (built first with `make notebooks`, and
+# checked by tests/test_reader_notebooks.py) instead of the chapters; "chapters reader": both.
+NBVAL_ON ?= chapters
 test-notebooks: $(STAMP)
-	$(BASELINE_KERNELS) $(BIN)/python -m pytest --nbval-lax -n $(JOBS) --dist loadfile -p no:cacheprovider chapters
+	$(if $(filter reader,$(NBVAL_ON)),$(MAKE) notebooks)
+	$(if $(filter reader,$(NBVAL_ON)),THROUGHTIME_REQUIRE_NOTEBOOKS=1 $(BIN)/python -m pytest -p no:cacheprovider tests/test_reader_notebooks.py)
+	$(BASELINE_KERNELS) $(BIN)/python -m pytest --nbval-lax -n $(JOBS) --dist loadfile -p no:cacheprovider $(if $(filter chapters,$(NBVAL_ON)),chapters) $(if $(filter reader,$(NBVAL_ON)),_build/notebooks/chapters)
 
 test-site: $(STAMP)
 	$(BIN)/python -m pytest tests/site
 
-## make lab: JupyterLab on the chapters (checks print a notice instead of stopping, as for readers)
+## make lab: JupyterLab on the chapters, MyST rendered by jupyterlab-myst and without nbgrader's
+## menus and sidebars (nbgrader stays installed for `make assignments`); checks print a notice
+## instead of stopping, as for readers
+NBGRADER_SERVER_EXTENSIONS := formgrader assignment_list course_list validate_assignment
 lab: $(STAMP)
+	$(BIN)/jupyter labextension disable --level=sys_prefix @jupyter/nbgrader >/dev/null 2>&1
+	for extension in $(NBGRADER_SERVER_EXTENSIONS); do \
+		$(BIN)/jupyter server extension disable --sys-prefix nbgrader.server_extensions.$$extension >/dev/null 2>&1; \
+	done
 	env -u THROUGHTIME_STRICT $(BIN)/jupyter lab chapters
 
 ## make portability [CHAPTERS="03 05"]: every chapter under native, AVX2 and baseline CPU kernels;
