@@ -705,6 +705,10 @@ def _requirements(wheel_name: str) -> str:
                       f"throughtime @ file:///autograder/source/files/{wheel_name}", ""])
 
 
+def _make_assignments() -> Any:
+    return _load("make_assignments", Path(__file__).with_name("make_assignments.py"))
+
+
 def gradescope_package(assignment: Assignment, out: Path, *, hidden: Any, seed: int,
                        python_version: str = "3.11") -> Path:
     """An Otter-Grader autograder zip: one hidden test per exercise, the library's wheel.
@@ -721,18 +725,14 @@ def gradescope_package(assignment: Assignment, out: Path, *, hidden: Any, seed: 
     build = Path(tempfile.mkdtemp(prefix="throughtime-gradescope-"))
     try:
         (build / "tests").mkdir()
-        built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-                                "--no-build-isolation", "--wheel-dir", str(build), str(ROOT)],
-                               capture_output=True, text=True)
-        if built.returncode != 0:
-            raise SystemExit(f"the library's wheel could not be built:\n{built.stderr[-2000:]}")
-        wheel = next(build.glob("throughtime-*.whl"))
+        wheel = _make_assignments().build_wheel(ROOT, build)
         for exercise in assignment.exercises:
             hidden.cases(exercise.check, seed, exercise.options)  # fail early on bad options
             sizes = hidden.SIZES.get(exercise.check)
             (build / "tests" / f"{exercise.function}.py").write_text(OTTER_TEST.format(
                 function=exercise.function, check=exercise.check, points=exercise.points,
-                forward=f"env.get({exercise.forward!r})" if exercise.forward else "None", seed=[seed, hidden.HIDDEN_TESTS_VERSION],
+                forward=f"env.get({exercise.forward!r})" if exercise.forward else "None",
+                seed=[seed, hidden.HIDDEN_TESTS_VERSION],
                 sizes=json.dumps(sizes), options=json.dumps(exercise.options)))
         (build / "requirements.txt").write_text(_requirements(wheel.name))
         config = {"lang": "python", "show_stdout": False, "show_hidden": True, "pdf": False}

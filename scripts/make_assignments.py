@@ -64,6 +64,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import warnings
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -783,9 +784,14 @@ def uncommitted_files(root: Path, files: Iterable[Path]) -> list[str]:
 def build_wheel(root: Path, into: Path) -> Path:
     """The library's wheel (pure Python, no dependencies bundled), built into ``into``."""
     into.mkdir(parents=True, exist_ok=True)
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-                            "--no-build-isolation", "--wheel-dir", str(into), str(root)],
-                           capture_output=True, text=True)
+    with tempfile.TemporaryDirectory() as source:  # setuptools writes build/ beside sources
+        for name in ("pyproject.toml", "README.md"):
+            shutil.copy2(root / name, Path(source) / name)
+        shutil.copytree(root / "lib", Path(source) / "lib",
+                        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
+                                "--no-build-isolation", "--wheel-dir", str(into), source],
+                               capture_output=True, text=True)
     wheels = sorted(into.glob("throughtime-*.whl"))
     if built.returncode != 0 or not wheels:
         raise SystemExit(f"the library's wheel could not be built:\n{built.stderr[-2000:]}")
