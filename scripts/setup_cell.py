@@ -86,7 +86,7 @@ def render(repo: str, branch: str, own_lines: str = DEFAULT_OWN_LINES) -> str:
         raise ValueError(f"repo must look like ORG/NAME, got {repo!r}")
     if not isinstance(branch, str) or not BRANCH_PATTERN.match(branch):
         raise ValueError(f"branch must be a git branch name, got {branch!r}")
-    return TEMPLATE.format(repo=repo, branch=branch) + own_lines.strip("\n") + "\n"
+    return TEMPLATE.format(repo=repo, branch=branch) + own_lines.strip("\n")
 
 
 def configured_repository(root: Path = ROOT) -> tuple[str, str]:
