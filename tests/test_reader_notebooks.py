@@ -318,9 +318,28 @@ def build_environment() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def book(tmp_path_factory: pytest.TempPathFactory) -> Book:
-    """The small book, built with Jupyter Book (warnings are errors) and converted."""
-    made = Book(tmp_path_factory.mktemp("reader-book"))
+def book(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Book:
+    """The small book, built with Jupyter Book (warnings are errors) and converted; once per
+    test session, also when pytest-xdist spreads the tests over several workers."""
+    from filelock import FileLock
+
+    worker = getattr(request.config, "workerinput", {}).get("workerid")
+    if worker is None:
+        return build_small_book(Book(tmp_path_factory.mktemp("reader-book")))
+    shared = tmp_path_factory.getbasetemp().parent / "reader-book"  # this session's workers
+    with FileLock(str(shared) + ".lock"):
+        made = Book(shared)
+        if (shared / "built").exists():
+            made.log = (shared / "built").read_text()
+            return made
+        if shared.exists():
+            shutil.rmtree(shared)
+        build_small_book(made)
+        (shared / "built").write_text(made.log)
+        return made
+
+
+def build_small_book(made: Book) -> Book:
     root = made.root
     (root / "chapters").mkdir(parents=True)
     for name in ("_config.yml", "references.bib", "bibliography.md", "requirements.txt"):
