@@ -568,18 +568,23 @@ def test_reader_notebooks_replace_the_student_chapters_when_the_converter_exists
 
 
 def test_the_instructors_check_table_names_only_exercises_that_exist():
-    """Each row's exercise column names chapter exercises that call that check, or says
-    that no chapter uses it; both are checked against the committed chapters."""
+    """Each row's exercise column names the chapters whose code exercises that check grades
+    (by a call, or by the exercise's function name), or says that no chapter uses it."""
     import re
 
     page = (ROOT / "instructors.md").read_text()
     rows = re.findall(r"^\| `(check_\w+)` \| (.*?) \| (.*?) \|$", page, re.M)
     assert rows, "the check table is missing"
-    used: dict[str, set[str]] = {}
-    for path in CHAPTERS:
-        for check in make_assignments._check_calls(nbformat.read(path, as_version=4)).values():
-            used.setdefault(check, set()).add(path.stem[:2])
     from throughtime import checks
+
+    used: dict[str, set[str]] = {}  # check -> chapters whose exercises it grades
+    for path in CHAPTERS:
+        notebook = nbformat.read(path, as_version=4)
+        calls = make_assignments._check_calls(notebook)
+        for function in make_assignments.exercise_functions(notebook):
+            check = calls.get(function, f"check_{function}")
+            if check in checks.CHECKS:
+                used.setdefault(check, set()).add(path.stem[:2])
 
     assert {row[0] for row in rows} == set(checks.CHECKS)
     for check, _, exercise in rows:
