@@ -239,10 +239,14 @@ def run_notebook(directory: Path, job: dict[str, Any]) -> None:
     from IPython.core.interactiveshell import InteractiveShell
     from traitlets.config import Config
 
+    class Shell(InteractiveShell):
+        def enable_gui(self, gui=None):  # %matplotlib inline: figures render as text here
+            pass
+
     config = Config()
     config.HistoryManager.enabled = False
     config.InteractiveShell.colors = "nocolor"
-    shell = InteractiveShell.instance(config=config)
+    shell = Shell.instance(config=config)
     names = list(job["functions"])
     saved: dict[str, int] = {}
     (directory / "functions").mkdir()

@@ -32,7 +32,9 @@ grade = importlib.util.module_from_spec(spec)
 sys.modules["grade"] = grade
 spec.loader.exec_module(grade)
 
-SETUP = "import numpy as np\nfrom throughtime import numpy_cells"
+SETUP = ("%matplotlib inline\nimport matplotlib.pyplot as plt\nimport numpy as np\n"
+         "from throughtime import numpy_cells")
+PLOT = "figure, axes = plt.subplots()\naxes.plot([0, 1])\nplt.show()"
 
 RNN = '''def rnn_step(x, h, params):
     """One tanh RNN step."""
@@ -96,8 +98,8 @@ def instructor_notebook() -> nbformat.NotebookNode:
 
 def submission(rnn=RNN, lstm=LSTM, clip=CLIP, *, before=(), between=(), after=()):
     """A student's notebook: the instructor's cells with the answers as given."""
-    cells = [SETUP, *before, rnn, "check_rnn_step = None  # the student's own cells", *between,
-             lstm, clip, *after]
+    cells = [SETUP, *before, rnn, "check_rnn_step = None  # the student's own cells", PLOT,
+             *between, lstm, clip, *after]
     return new_notebook(cells=[new_code_cell(source) for source in cells])
 
 
@@ -233,6 +235,7 @@ def test_every_submission_gets_a_row_and_a_feedback_file(graded):
 
 def test_a_correct_submission_gets_every_point(graded):
     assert _scores(graded, "correct") == ("1", "1", "1", "3")
+    assert graded["details"]["correct"]["cells"] == []  # %matplotlib inline and a plot ran
     assert "check_lstm_step: h_next and c_next match the reference on 4 hidden cases" in \
         _feedback(graded, "correct")
     assert "hidden case 4 of 4" not in _feedback(graded, "correct")
