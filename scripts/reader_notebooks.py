@@ -900,7 +900,8 @@ def clean_outputs(cell: nbformat.NotebookNode) -> None:
 def convert_code_cell(cell: nbformat.NotebookNode, *, first: bool, exercise: str | None,
                       install_from: tuple[str, str] | None = None) -> None:
     """Collapse, title and tag one code cell; ``first`` for the setup cell, which gets the
-    canonical install part for the repository and branch ``install_from``."""
+    canonical install part: for the URL the chapter's cell installs from (a course may point
+    it at a wheel), else for the repository and branch ``install_from``."""
     tags = list(cell.metadata.get("tags", []))
     live = _is_live(cell)  # before the dead widget outputs go
     clean_outputs(cell)
@@ -913,7 +914,9 @@ def convert_code_cell(cell: nbformat.NotebookNode, *, first: bool, exercise: str
             except ValueError as error:
                 raise ConversionError(f"the first code cell is not the setup cell: {error}"
                                       ) from None
-            cell.source = setup_cell.render(*install_from, own_lines)
+            requirement = setup_cell.requirement_of(cell.source)
+            cell.source = (setup_cell.render_requirement(requirement, own_lines) if requirement
+                           else setup_cell.render(*install_from, own_lines))
         collapse(cell, "Setup: install the book's library if it is missing, and seed the "
                  "random generators")
         _tag(cell, "setup")

@@ -34,6 +34,8 @@ REPO_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 BRANCH_PATTERN = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_./-]*$")
 # The install URL in a setup cell, old or new (scripts/retarget.py rewrites it).
 INSTALL_URL = re.compile(r"git\+https://github\.com/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+@[^\"'\s]+")
+# What pip installs: the library from a URL (the repository, or a wheel for a course).
+REQUIREMENT = re.compile(r"throughtime @ [^\"'\s]+")
 # The chapter's own part of the setup cell starts at its first import of the library.
 OWN_PART = re.compile(r"^(from|import)\s+throughtime\b")
 
@@ -51,7 +53,7 @@ import site
 import subprocess
 import sys
 
-LIBRARY = "throughtime @ git+https://github.com/{repo}@{branch}"
+LIBRARY = "{requirement}"
 
 if importlib.util.find_spec("throughtime") is None:
     print(f"Installing the book's library: pip install '{{LIBRARY}}' (a minute or two)")
@@ -61,11 +63,10 @@ if importlib.util.find_spec("throughtime") is None:
     if importlib.util.find_spec("throughtime") is None:  # pip may have used the user site
         site.addsitedir(site.getusersitepackages())
     if pip.returncode != 0 or importlib.util.find_spec("throughtime") is None:
-        repository, _, branch = LIBRARY.partition("git+")[2].rpartition("@")
         said = "\\n".join((pip.stdout + pip.stderr).strip().splitlines()[-3:]) or "nothing"
         raise ModuleNotFoundError(
-            f"Could not install the book's library, throughtime, from {{repository}} "
-            f"(branch {{branch}}).\\npip said: {{said}}\\n"
+            "Could not install the book's library, throughtime, from "
+            f"{{LIBRARY.split(' @ ', 1)[-1]}}.\\npip said: {{said}}\\n"
             "What to do: with no network here, or for a private copy of the repository, "
             "download or clone the repository where you can (with your credentials for a "
             "private one) and run `pip install -e <its folder>` in this Python environment; "
@@ -86,7 +87,20 @@ def render(repo: str, branch: str, own_lines: str = DEFAULT_OWN_LINES) -> str:
         raise ValueError(f"repo must look like ORG/NAME, got {repo!r}")
     if not isinstance(branch, str) or not BRANCH_PATTERN.match(branch):
         raise ValueError(f"branch must be a git branch name, got {branch!r}")
-    return TEMPLATE.format(repo=repo, branch=branch) + own_lines.strip("\n")
+    return render_requirement(f"throughtime @ git+https://github.com/{repo}@{branch}", own_lines)
+
+
+def render_requirement(requirement: str, own_lines: str = DEFAULT_OWN_LINES) -> str:
+    """The setup cell's source for any pip requirement ``throughtime @ URL`` (a wheel, say)."""
+    if not isinstance(requirement, str) or not REQUIREMENT.fullmatch(requirement):
+        raise ValueError(f"requirement must look like 'throughtime @ URL', got {requirement!r}")
+    return TEMPLATE.format(requirement=requirement) + own_lines.strip("\n")
+
+
+def requirement_of(source: str) -> str | None:
+    """The ``throughtime @ URL`` that a setup cell installs, or None."""
+    found = REQUIREMENT.search(source)
+    return found[0] if found else None
 
 
 def configured_repository(root: Path = ROOT) -> tuple[str, str]:
@@ -112,9 +126,9 @@ def split_setup(source: str) -> tuple[str, str]:
     if start is None:
         raise ValueError("the setup cell has no line that imports throughtime")
     install = "".join(lines[:start])
-    if not INSTALL_URL.search(install):
-        raise ValueError("the cell has no install URL (git+https://github.com/ORG/NAME@BRANCH) "
-                         "before its first import of throughtime")
+    if not (INSTALL_URL.search(install) or REQUIREMENT.search(install)):
+        raise ValueError("the cell has no install URL (git+https://github.com/ORG/NAME@BRANCH, "
+                         "or 'throughtime @ URL') before its first import of throughtime")
     return install, "".join(lines[start:])
 
 

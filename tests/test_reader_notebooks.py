@@ -210,10 +210,19 @@ def test_collapsed_cells_are_titled_for_colab_and_hidden_for_jupyterlab():
     live = new_code_cell("from throughtime.interactive import gradient_norm_explorer\n"
                          "gradient_norm_explorer()", metadata={"tags": ["remove-cell"]})
     answer = new_code_cell("def f():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION")
+    wheel = "throughtime @ https://example.org/course/_static/throughtime-0.1.0-py3-none-any.whl"
+    old_form = new_code_cell("import subprocess\nsubprocess.run(['pip', 'install', "
+                             "'git+https://github.com/c/d@dev'])\nfrom throughtime import book")
+    course = new_code_cell(setup_cell.render_requirement(wheel))
     reader.convert_code_cell(setup, first=True, exercise=None, install_from=("c/d", "dev"))
+    reader.convert_code_cell(old_form, first=True, exercise=None, install_from=("c/d", "dev"))
+    reader.convert_code_cell(course, first=True, exercise=None, install_from=("c/d", "dev"))
     for cell in (check, plot, live, answer):
         reader.convert_code_cell(cell, first=False, exercise="Exercise 3.2")
-    assert "git+https://github.com/c/d@dev" in setup.source
+    # The URL the chapter installs from stays (a course may use a wheel); the text is canonical.
+    assert "git+https://github.com/a/b@main" in setup.source
+    assert setup_cell.MARKER in old_form.source and "github.com/c/d@dev" in old_form.source
+    assert f'LIBRARY = "{wheel}"' in course.source
     for cell, title in ((setup, "Setup"), (check, "Check"), (plot, "Code for the figure below"),
                         (answer, "Reference answer to Exercise 3.2")):
         assert cell.source.startswith(f"# @title {title}"), cell.source

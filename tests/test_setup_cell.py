@@ -99,3 +99,26 @@ def test_the_command_checks_then_rewrites(tmp_path: Path):
     assert "git+https://github.com/my-school/rnn-course@spring" in "".join(
         rewritten["cells"][1]["source"])
     assert subprocess.run([*command, "--check"], capture_output=True).returncode == 0
+
+
+def test_a_course_can_install_from_a_wheel_and_is_told_where_it_failed(tmp_path: Path):
+    wheel = "throughtime @ https://example.org/course/_static/throughtime-0.1.0-py3-none-any.whl"
+    source = setup_cell.render_requirement(wheel)
+    assert setup_cell.requirement_of(source) == wheel
+    assert setup_cell.split_setup(source)[1] == setup_cell.DEFAULT_OWN_LINES.strip("\n")
+    with pytest.raises(ValueError, match="requirement must look like 'throughtime @ URL'"):
+        setup_cell.render_requirement("numpy")
+    # Run the install part with a Python whose pip always fails: the message names the wheel.
+    install, _ = setup_cell.split_setup(source)
+    failing = tmp_path / "failing-python"
+    failing.write_text("#!/bin/sh\necho 'ERROR: 404 Not Found' >&2\nexit 1\n")
+    failing.chmod(0o755)
+    program = ("import importlib.util, sys\n"
+               "importlib.util.find_spec = lambda name, *a: None  # as if not installed\n"
+               f"sys.executable = {str(failing)!r}\n" + install)
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True)
+    assert result.returncode != 0
+    assert ("Could not install the book's library, throughtime, from "
+            "https://example.org/course/_static/throughtime-0.1.0-py3-none-any.whl") in (
+        result.stderr)
+    assert "pip said: ERROR: 404 Not Found" in result.stderr
