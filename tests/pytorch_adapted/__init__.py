@@ -1,0 +1,1 @@
+"""Support for the tests adapted from PyTorch's own test suite (licence: LICENSE here)."""
