@@ -371,6 +371,24 @@ class _CellBase(nn.Module):
         return value
 
 
+def _cell_docstring(gates: str, call: str, extra: str = "") -> str:
+    """The call, Parameters and Notes sections shared by the three cells' docstrings."""
+    return rf"""
+    {call}
+
+    Parameters
+    ----------
+    input_size : int
+        Features per input, I.
+    hidden_size : int
+        Hidden units, H.
+    bias : bool
+        Whether to learn ``bias_ih`` and ``bias_hh`` (shape ({gates}H,) each).
+    {extra}device, dtype
+        Where and in which precision to create the parameters.
+""" + _CELL_DIFFERENCES
+
+
 _CELL_DIFFERENCES = r"""
     Notes
     -----
@@ -392,20 +410,6 @@ class RNNCell(_CellBase):
 
     The parameters ``weight_ih`` (H, I) and ``weight_hh`` (H, H) start, like the biases,
     uniform in :math:`(-1/\sqrt{H}, 1/\sqrt{H})`.
-
-    Parameters
-    ----------
-    input_size : int
-        Features per input, I.
-    hidden_size : int
-        Hidden units, H.
-    bias : bool
-        Whether to learn ``bias_ih`` and ``bias_hh`` (shape (H,) each).
-    nonlinearity : {"tanh", "relu"}
-        The function f; an unknown name raises ``ValueError`` here (``torch.nn`` raises
-        a ``RuntimeError`` at the first forward pass).
-    device, dtype
-        Where and in which precision to create the parameters.
     """
 
     gate_count = 1
@@ -425,13 +429,7 @@ class RNNCell(_CellBase):
                          self.bias_hh, self.nonlinearity),)
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
-        """One step: ``input`` (B, I) or (I,), ``hx`` (B, H) or (H,) (zeros if ``None``).
-
-        Returns
-        -------
-        Tensor
-            The next hidden state, (B, H) or (H,).
-        """
+        """The next hidden state ``h'`` for ``input`` and ``hx``: see the class docstring."""
         return self._forward(input, hx)[0]
 
 
@@ -445,17 +443,6 @@ class LSTMCell(_CellBase):
     ``weight_ih`` (4H, I) stacks :math:`W_{ii}, W_{if}, W_{ig}, W_{io}`; ``weight_hh``
     (4H, H) stacks :math:`W_{hi}, W_{hf}, W_{hg}, W_{ho}`. All parameters start uniform in
     :math:`(-1/\sqrt{H}, 1/\sqrt{H})`, so the forget gate starts near 0.5.
-
-    Parameters
-    ----------
-    input_size : int
-        Features per input, I.
-    hidden_size : int
-        Hidden units, H.
-    bias : bool
-        Whether to learn ``bias_ih`` and ``bias_hh`` (shape (4H,) each).
-    device, dtype
-        Where and in which precision to create the parameters.
     """
 
     gate_count = 4
@@ -467,10 +454,7 @@ class LSTMCell(_CellBase):
 
     def forward(self, input: Tensor,
                 hx: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
-        """One step: ``input`` (B, I) or (I,), ``hx = (h, c)`` each (B, H) or (H,).
-
-        ``hx=None`` means zeros. Returns ``(h', c')`` with the shape of ``h``.
-        """
+        """The next states ``(h', c')`` for ``input`` and ``hx``: see the class docstring."""
         h_next, c_next = self._forward(input, hx)
         return h_next, c_next
 
@@ -484,17 +468,6 @@ class GRUCell(_CellBase):
     ``weight_ih`` (3H, I) stacks :math:`W_{ir}, W_{iz}, W_{in}`; ``weight_hh`` (3H, H)
     stacks :math:`W_{hr}, W_{hz}, W_{hn}`; all start uniform in
     :math:`(-1/\sqrt{H}, 1/\sqrt{H})`.
-
-    Parameters
-    ----------
-    input_size : int
-        Features per input, I.
-    hidden_size : int
-        Hidden units, H.
-    bias : bool
-        Whether to learn ``bias_ih`` and ``bias_hh`` (shape (3H,) each).
-    device, dtype
-        Where and in which precision to create the parameters.
     """
 
     gate_count = 3
@@ -504,18 +477,22 @@ class GRUCell(_CellBase):
                          self.bias_hh),)
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
-        """One step: ``input`` (B, I) or (I,), ``hx`` (B, H) or (H,) (zeros if ``None``).
-
-        Returns
-        -------
-        Tensor
-            The next hidden state, (B, H) or (H,).
-        """
+        """The next hidden state ``h'`` for ``input`` and ``hx``: see the class docstring."""
         return self._forward(input, hx)[0]
 
 
-for _cell in (RNNCell, LSTMCell, GRUCell):
-    _cell.__doc__ += _CELL_DIFFERENCES
+_CALL_ONE_STATE_CELL = """Call ``cell(input, hx)``: ``input`` is (B, I), or (I,) for one sample, and
+    ``hx``, the hidden state h, is (B, H), or (H,) (zeros if omitted); the call returns the
+    next hidden state h', shaped like ``hx``."""
+RNNCell.__doc__ += _cell_docstring("", _CALL_ONE_STATE_CELL, (
+    'nonlinearity : {"tanh", "relu"}\n        The function f; an unknown name raises '
+    "``ValueError`` here (``torch.nn`` raises a\n        ``RuntimeError`` at the first "
+    "forward pass).\n    "))
+_CALL_LSTM_CELL = """Call ``cell(input, hx)``: ``input`` is (B, I), or (I,) for one sample, and
+    ``hx = (h, c)``, the hidden and cell states, are each (B, H), or (H,) (zeros if
+    omitted); the call returns the next states ``(h', c')``, shaped like ``h``."""
+LSTMCell.__doc__ += _cell_docstring("4", _CALL_LSTM_CELL)
+GRUCell.__doc__ += _cell_docstring("3", _CALL_ONE_STATE_CELL)
 
 
 # --------------------------------------------------------------------------------------
@@ -617,6 +594,34 @@ def _vmap_by_folding(function: type[torch.autograd.Function], info: Any,
     return outputs, dims
 
 
+def _run_steps(step: Callable[[Tensor, tuple[Tensor, ...]], tuple[Tensor, ...]],
+               inputs: Tensor, initial: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    """Apply ``step`` at every time step, out of place (autograd records every operation).
+
+    ``step(x_t, state)`` returns the next state, a tuple whose leading values are what the
+    following step reads (``initial`` gives them for the first step) and whose further
+    values are only recorded. Returns each value stacked over time, (T, ...).
+    """
+    state, history = initial, []
+    for x in inputs.unbind(0):
+        state = step(x, state)
+        history.append(state)
+    return tuple(torch.stack(values) for values in zip(*history, strict=True))
+
+
+def _as_function_of(states: Callable[..., Any], inputs: tuple[Any, ...],
+                    positions: list[int], count: int) -> Callable[..., tuple[Tensor, ...]]:
+    """``states`` as a function of its arguments at ``positions`` only (the others fixed
+    to ``inputs``), returning its first ``count`` outputs."""
+    def run(*values: Tensor) -> tuple[Tensor, ...]:
+        arguments = list(inputs)
+        for index, value in zip(positions, values, strict=True):
+            arguments[index] = value
+        outputs = states(*arguments)
+        return (outputs if isinstance(outputs, tuple) else (outputs,))[:count]
+    return run
+
+
 def _hand_derived_backward_applies(*grads: Tensor | None) -> bool:
     """Whether the in-place hand-derived BPTT can compute these gradients (see above)."""
     if torch.is_grad_enabled():  # create_graph=True, or a torch.func transform
@@ -644,16 +649,7 @@ def _gradients_by_autograd(ctx: Any, states: Callable[..., Any], inputs: tuple[A
     """
     needs = ctx.needs_input_grad
     positions = [index for index, need in enumerate(needs) if need]
-    grads = tuple(grads)
-
-    def run(*values: Tensor) -> tuple[Tensor, ...]:
-        arguments = list(inputs)
-        for index, value in zip(positions, values, strict=True):
-            arguments[index] = value
-        outputs = states(*arguments)
-        outputs = outputs if isinstance(outputs, tuple) else (outputs,)
-        return outputs[: len(grads)]
-
+    run = _as_function_of(states, inputs, positions, len(grads))
     wrt = tuple(inputs[index] for index in positions)
     if any(_is_functorch_tensor(value) for value in (*wrt, *grads)):
         outputs, vjp = torch.func.vjp(run, *wrt)
@@ -687,14 +683,7 @@ def _tangents_by_recomputation(states: Callable[..., Any], inputs: tuple[Any, ..
     a tangent, the ``internal`` values after them None.
     """
     positions = [index for index, value in enumerate(inputs) if isinstance(value, Tensor)]
-
-    def run(*values: Tensor) -> tuple[Tensor, ...]:
-        arguments = list(inputs)
-        for index, value in zip(positions, values, strict=True):
-            arguments[index] = value
-        outputs = states(*arguments)
-        return (outputs if isinstance(outputs, tuple) else (outputs,))[:differentiable]
-
+    run = _as_function_of(states, inputs, positions, differentiable)
     outputs, vjp = torch.func.vjp(run, *(inputs[index] for index in positions))
     _, transpose = torch.func.vjp(vjp, tuple(torch.zeros_like(output) for output in outputs))
     directions = tuple(torch.zeros_like(inputs[index]) if tangents[index] is None
@@ -705,18 +694,44 @@ def _tangents_by_recomputation(states: Callable[..., Any], inputs: tuple[Any, ..
     return tuple(output_tangents) + (None,) * internal
 
 
+class _Recurrence(torch.autograd.Function):
+    """What the three recurrences share: their vmap rule and their forward-mode rule.
+
+    A subclass names its out-of-place twin (``states``), how each argument of ``forward``
+    is laid out for vmap (``layout``) and how many of its outputs are differentiable and
+    how many are internal values (``outputs``); its ``setup_context`` saves the tensor
+    arguments with ``save_for_forward`` and the others in ``ctx.constants``.
+    """
+
+    layout: tuple[str, ...] = ()
+    outputs: tuple[int, int] = (1, 0)
+
+    @staticmethod
+    def states(*arguments: Any) -> Any:
+        raise NotImplementedError
+
+    @classmethod
+    def jvp(cls, ctx: Any, *tangents: Tensor | None) -> Any:
+        return _tangents_by_recomputation(cls.states, (*ctx.saved_tensors, *ctx.constants),
+                                          tangents, *cls.outputs)
+
+    @classmethod
+    def vmap(cls, info: Any, in_dims: Sequence[int | None], *args: Any) -> tuple[Any, Any]:
+        return _vmap_by_folding(cls, info, in_dims, args, cls.layout[: len(args)])
+
+
 def _rnn_states(input: Tensor, h0: Tensor, weight_ih: Tensor, weight_hh: Tensor,
                 bias: Tensor | None, nonlinearity: str) -> Tensor:
     """``RNNRecurrence``'s forward in out-of-place operations (autograd can record it)."""
     activation = torch.tanh if nonlinearity == "tanh" else torch.relu
-    h, states = h0, []
-    for projection_t in _project(input, weight_ih, bias).unbind(0):
-        h = activation(torch.addmm(projection_t, h, weight_hh.t()))
-        states.append(h)
-    return torch.stack(states)
+
+    def step(projection_t: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        return (activation(torch.addmm(projection_t, state[0], weight_hh.t())),)
+
+    return _run_steps(step, _project(input, weight_ih, bias), (h0,))[0]
 
 
-class RNNRecurrence(torch.autograd.Function):
+class RNNRecurrence(_Recurrence):
     r"""A whole Elman RNN layer, :math:`h_t = f(x_t W_{ih}^\top + b + h_{t-1} W_{hh}^\top)`,
     with its BPTT.
 
@@ -739,6 +754,9 @@ class RNNRecurrence(torch.autograd.Function):
     with :math:`f'_t = 1 - h_t^2` for tanh and :math:`[h_t > 0]` for ReLU.
     """
 
+    layout = ("sequence", "state", "weight", "weight", "weight", "weight")
+    states = staticmethod(_rnn_states)
+
     @staticmethod
     def forward(input: Tensor, h0: Tensor, weight_ih: Tensor, weight_hh: Tensor,
                 bias: Tensor | None, nonlinearity: str) -> Tensor:
@@ -759,7 +777,7 @@ class RNNRecurrence(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
         input, h0, weight_ih, weight_hh, bias, nonlinearity = inputs
-        ctx.nonlinearity = nonlinearity
+        ctx.nonlinearity, ctx.constants = nonlinearity, (nonlinearity,)
         ctx.save_for_backward(input, h0, weight_ih, weight_hh, bias, output)
         ctx.save_for_forward(input, h0, weight_ih, weight_hh, bias)
 
@@ -789,26 +807,15 @@ class RNNRecurrence(torch.autograd.Function):
             delta, input, weight_ih, (needs[0], needs[2], needs[4]))
         return grad_input, grad_h0, grad_weight_ih, grad_weight_hh, grad_bias, None
 
-    @staticmethod
-    def jvp(ctx: Any, *tangents: Tensor | None) -> Tensor:
-        input, h0, weight_ih, weight_hh, bias = ctx.saved_tensors
-        return _tangents_by_recomputation(
-            _rnn_states, (input, h0, weight_ih, weight_hh, bias, ctx.nonlinearity), tangents, 1, 0)
-
-    @staticmethod
-    def vmap(info: Any, in_dims: Sequence[int | None], *args: Any) -> tuple[Any, Any]:
-        layout = ("sequence", "state", "weight", "weight", "weight", "weight")
-        return _vmap_by_folding(RNNRecurrence, info, in_dims, args, layout)
-
 
 def _lstm_states(input: Tensor, h0: Tensor, c0: Tensor, weight_ih: Tensor, weight_hh: Tensor,
                  bias: Tensor | None,
                  weight_hr: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """``LSTMRecurrence``'s forward in out-of-place operations (autograd can record it)."""
     hidden_size = weight_hh.shape[0] // 4
-    h, c = h0, c0
-    hs, cs, all_gates, tanh_cs = [], [], [], []
-    for projection_t in _project(input, weight_ih, bias).unbind(0):
+
+    def step(projection_t: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        h, c = state[:2]
         i_f, g, o = torch.addmm(projection_t, h, weight_hh.t()).split(
             [2 * hidden_size, hidden_size, hidden_size], dim=1)
         gates = torch.cat([i_f.sigmoid(), g.tanh(), o.sigmoid()], dim=1)
@@ -816,14 +823,13 @@ def _lstm_states(input: Tensor, h0: Tensor, c0: Tensor, weight_ih: Tensor, weigh
         c = torch.addcmul(f * c, i, g)
         tanh_c = c.tanh()
         h = o * tanh_c if weight_hr is None else (o * tanh_c) @ weight_hr.t()
-        hs.append(h)
-        cs.append(c)
-        all_gates.append(gates)
-        tanh_cs.append(tanh_c)
-    return torch.stack(hs), torch.stack(cs), torch.stack(all_gates), torch.stack(tanh_cs)
+        return h, c, gates, tanh_c
+
+    h, c, gates, tanh_c = _run_steps(step, _project(input, weight_ih, bias), (h0, c0))
+    return h, c, gates, tanh_c
 
 
-class LSTMRecurrence(torch.autograd.Function):
+class LSTMRecurrence(_Recurrence):
     r"""A whole LSTM layer (gate order i, f, g, o) with its BPTT.
 
     ``apply(input, h0, c0, weight_ih, weight_hh, bias, weight_hr)``: ``input`` (T, B, I),
@@ -861,6 +867,10 @@ class LSTMRecurrence(torch.autograd.Function):
     The factors in brackets do not depend on the gradient, so they are computed for all
     steps at once, before the backward loop.
     """
+
+    layout = ("sequence", "state", "state", "weight", "weight", "weight", "weight")
+    outputs = (2, 2)
+    states = staticmethod(_lstm_states)
 
     @staticmethod
     def forward(input: Tensor, h0: Tensor, c0: Tensor, weight_ih: Tensor, weight_hh: Tensor,
@@ -906,7 +916,8 @@ class LSTMRecurrence(torch.autograd.Function):
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(input, h0, c0, weight_ih, weight_hh, bias, weight_hr, h, c,
                               gates, tanh_c)
-        ctx.save_for_forward(input, h0, c0, weight_ih, weight_hh, bias, weight_hr)
+        ctx.save_for_forward(*inputs)
+        ctx.constants = ()
 
     @staticmethod
     def backward(ctx: Any, grad_hs: Tensor | None, grad_cs: Tensor | None,
@@ -965,38 +976,28 @@ class LSTMRecurrence(torch.autograd.Function):
                  grad_weight_hr)
         return grads[: len(needs)]
 
-    @staticmethod
-    def jvp(ctx: Any, *tangents: Tensor | None) -> tuple[Tensor, ...]:
-        return _tangents_by_recomputation(_lstm_states, ctx.saved_tensors, tangents, 2, 2)
-
-    @staticmethod
-    def vmap(info: Any, in_dims: Sequence[int | None], *args: Any) -> tuple[Any, Any]:
-        layout = ("sequence", "state", "state", "weight", "weight", "weight", "weight")
-        return _vmap_by_folding(LSTMRecurrence, info, in_dims, args, layout[: len(args)])
-
 
 def _gru_states(input: Tensor, h0: Tensor, weight_ih: Tensor, weight_hh: Tensor,
                 bias_ih: Tensor | None,
                 bias_hh: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
     """``GRURecurrence``'s forward in out-of-place operations (autograd can record it)."""
-    hidden_size = weight_hh.shape[1]
-    sizes = [2 * hidden_size, hidden_size]  # [r, z], n
-    h, hs, all_gates, us = h0, [], [], []
-    for projection_t in _project(input, weight_ih, bias_ih).unbind(0):
+    sizes = [2 * weight_hh.shape[1], weight_hh.shape[1]]  # [r, z], n
+
+    def step(projection_t: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        h = state[0]
         u = functional.linear(h, weight_hh, bias_hh)
         a_r_z, a_n = projection_t.split(sizes, dim=1)
         u_r_z, u_n = u.split(sizes, dim=1)
         r_z = torch.sigmoid(a_r_z + u_r_z)
         r, z = r_z.chunk(2, dim=1)
         n = torch.tanh(torch.addcmul(a_n, r, u_n))
-        h = torch.lerp(n, h, z)
-        hs.append(h)
-        all_gates.append(torch.cat([r_z, n], dim=1))
-        us.append(u)
-    return torch.stack(hs), torch.stack(all_gates), torch.stack(us)
+        return torch.lerp(n, h, z), torch.cat([r_z, n], dim=1), u
+
+    h, gates, u = _run_steps(step, _project(input, weight_ih, bias_ih), (h0,))
+    return h, gates, u
 
 
-class GRURecurrence(torch.autograd.Function):
+class GRURecurrence(_Recurrence):
     r"""A whole GRU layer (gate order r, z, n) with its BPTT.
 
     ``apply(input, h0, weight_ih, weight_hh, bias_ih, bias_hh)``: ``input`` (T, B, I),
@@ -1031,6 +1032,10 @@ class GRURecurrence(torch.autograd.Function):
     factor that does not depend on the gradient; the factors are computed for all steps
     at once, so the backward loop scales them and takes one matrix product per step.
     """
+
+    layout = ("sequence", "state", "weight", "weight", "weight", "weight")
+    outputs = (1, 2)
+    states = staticmethod(_gru_states)
 
     @staticmethod
     def forward(input: Tensor, h0: Tensor, weight_ih: Tensor, weight_hh: Tensor,
@@ -1068,6 +1073,7 @@ class GRURecurrence(torch.autograd.Function):
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(*inputs, h, gates, u)
         ctx.save_for_forward(*inputs)
+        ctx.constants = ()
 
     @staticmethod
     def backward(ctx: Any, grad_hs: Tensor | None, *_: Any) -> tuple[Tensor | None, ...]:
@@ -1110,15 +1116,6 @@ class GRURecurrence(torch.autograd.Function):
             delta_u, input, weight_ih, (needs[0], needs[2], bias_ih is not None and needs[4]))
         return grad_input, grad_h0, grad_weight_ih, grad_weight_hh, grad_bias_ih, grad_bias_hh
 
-    @staticmethod
-    def jvp(ctx: Any, *tangents: Tensor | None) -> tuple[Tensor, ...]:
-        return _tangents_by_recomputation(_gru_states, ctx.saved_tensors, tangents, 1, 2)
-
-    @staticmethod
-    def vmap(info: Any, in_dims: Sequence[int | None], *args: Any) -> tuple[Any, Any]:
-        layout = ("sequence", "state", "weight", "weight", "weight", "weight")
-        return _vmap_by_folding(GRURecurrence, info, in_dims, args, layout)
-
 
 # --------------------------------------------------------------------------------------
 # Layers: whole sequences, stacked and in both directions
@@ -1131,17 +1128,22 @@ class _LayerBase(nn.Module):
     """Parameters, attributes, input checks and the layer loop shared by the three layers.
 
     A subclass sets ``gate_count`` and ``state_count`` (1, or 2 for the LSTM's (h, c)) and
-    implements ``_recurrence``: one layer in one direction over a time-major sequence.
+    implements ``_fast_recurrence`` and ``_step``, the two implementations of one layer
+    in one direction over a time-major sequence.
     """
 
     gate_count = 1
     state_count = 1
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int, bias: bool,
-                 batch_first: bool, dropout: float, bidirectional: bool, proj_size: int,
-                 device: Any, dtype: torch.dtype | None, implementation: str) -> None:
+                 batch_first: bool, dropout: float, bidirectional: bool,
+                 proj_size: int | None, device: Any, dtype: torch.dtype | None,
+                 implementation: str) -> None:
         super().__init__()
         owner = type(self).__name__
+        if proj_size is not None and self.state_count == 1:  # as torch.nn: even 0
+            raise ValueError(f"{owner}: proj_size argument is only supported for LSTM, not "
+                             "RNN or GRU")
         # The checks of torch.nn.RNNBase, in its order and with its messages.
         if (not isinstance(dropout, numbers.Number) or isinstance(dropout, bool)
                 or not 0 <= dropout <= 1):
@@ -1155,7 +1157,8 @@ class _LayerBase(nn.Module):
         num_layers = _check_size(owner, "num_layers", num_layers, minimum=1)
         bidirectional = _check_type(owner, "bidirectional", bidirectional, bool,
                                     "True or False")
-        proj_size = _check_type(owner, "proj_size", proj_size, int, "0 or a number of features")
+        proj_size = _check_type(owner, "proj_size", proj_size or 0, int,
+                                "0 or a number of features")
         if proj_size < 0:
             raise ValueError(f"{owner}: proj_size should be a positive integer or zero to "
                              f"disable projections, got {proj_size}")
@@ -1247,10 +1250,26 @@ class _LayerBase(nn.Module):
     def __prepare_scriptable__(self) -> nn.Module:
         raise _script_refusal(self)
 
+    def _fast_recurrence(self, sequence: Tensor, initial: tuple[Tensor, ...],
+                         weights: tuple[Tensor | None, ...]) -> tuple[Tensor, ...]:
+        """One layer in one direction, by the layer's ``...Recurrence`` Function."""
+        raise NotImplementedError
+
+    def _step(self, x: Tensor, state: tuple[Tensor, ...],
+              weights: tuple[Tensor | None, ...]) -> tuple[Tensor, ...]:
+        """One time step by the step function: the next state from ``state``."""
+        raise NotImplementedError
+
     def _recurrence(self, sequence: Tensor, initial: tuple[Tensor, ...],
                     weights: tuple[Tensor | None, ...]) -> tuple[Tensor, ...]:
-        """One layer in one direction: the states (T, B, ·) from ``initial`` (B, ·)."""
-        raise NotImplementedError
+        """One layer in one direction: the states (T, B, ·) from ``initial`` (B, ·).
+
+        ``weights`` are (weight_ih, weight_hh, bias_ih, bias_hh, weight_hr), absent ones
+        ``None``; the states are h, or (h, c) for the LSTM.
+        """
+        if self.implementation == "fast":
+            return self._fast_recurrence(sequence, initial, weights)
+        return _run_steps(lambda x, state: self._step(x, state, weights), sequence, initial)
 
     def _direction_weights(self, index: int) -> tuple[Tensor | None, ...]:
         """(weight_ih, weight_hh, bias_ih, bias_hh, weight_hr) of layer-direction ``index``."""
@@ -1448,6 +1467,33 @@ def _layer_parameters(gates: str, extra: str = "") -> str:
         (suffix ``_reverse``); its outputs are concatenated to the forward ones."""
 
 
+_NAMES = r"""
+    Parameters are named as in ``torch.nn`` (``weight_ih_l{k}``, ``weight_hh_l{k}``,
+    ``bias_ih_l{k}``, ``bias_hh_l{k}``, with the suffix ``_reverse`` for the backward
+    direction) and start uniform in :math:`(-1/\sqrt{H}, 1/\sqrt{H})`, drawn in
+    ``torch.nn``'s order, so the same seed gives the same weights and ``load_state_dict``
+    works in both directions.
+"""
+_CALL_ONE_STATE = r"""
+    Call ``layer(input, hx)``. ``input`` is (T, B, I), or (B, T, I) with ``batch_first``,
+    or (T, I) for one sequence, or a ``torch.nn.utils.rnn.PackedSequence``; ``hx``, the
+    initial hidden states, is (num_layers D, B, H), or (num_layers D, H) for one sequence
+    (zeros if omitted), with D = 2 directions if ``bidirectional``, else 1. The call
+    returns ``(output, h_n)``: the last layer's hidden states :math:`h_1 \ldots h_T`, laid
+    out like ``input``, with D H features (the two directions concatenated), and every
+    layer's and direction's last hidden state, laid out like ``hx``.
+""" + _NAMES
+_CALL_LSTM = r"""
+    Call ``layer(input, hx)``. ``input`` is (T, B, I), or (B, T, I) with ``batch_first``,
+    or (T, I) for one sequence, or a ``torch.nn.utils.rnn.PackedSequence``;
+    ``hx = (h_0, c_0)``, the initial hidden and cell states, are (num_layers D, B, P) and
+    (num_layers D, B, H), without the B axis for one sequence (zeros if omitted), with
+    D = 2 directions if ``bidirectional``, else 1. The call returns
+    ``(output, (h_n, c_n))``: the last layer's hidden states :math:`h_1 \ldots h_T`, laid
+    out like ``input``, with D P features (the two directions concatenated), and every
+    layer's and direction's last hidden and cell states, laid out like ``hx``.
+""" + _NAMES
+
 _LAYER_ARGUMENTS = r"""
     device, dtype
         Where and in which precision to create the parameters.
@@ -1455,12 +1501,6 @@ _LAYER_ARGUMENTS = r"""
         ``"fast"``: one input projection for all steps and the ``...Recurrence`` Function
         (hand-derived BPTT) per layer and direction; ``"autograd"``: a Python loop of the
         step function, differentiated by autograd.
-
-    Parameters are named as in ``torch.nn`` (``weight_ih_l{k}``, ``weight_hh_l{k}``,
-    ``bias_ih_l{k}``, ``bias_hh_l{k}``, with the suffix ``_reverse`` for the backward
-    direction) and start uniform in :math:`(-1/\sqrt{H}, 1/\sqrt{H})`, drawn in
-    ``torch.nn``'s order, so the same seed gives the same weights and ``load_state_dict``
-    works in both directions.
 
     Notes
     -----
@@ -1506,47 +1546,25 @@ class RNN(_LayerBase):
                  dropout: float = 0.0, bidirectional: bool = False, device: Any = None,
                  dtype: torch.dtype | None = None, *,
                  implementation: Implementation = "fast", proj_size: int | None = None) -> None:
-        if proj_size is not None:
-            raise ValueError("RNN: proj_size argument is only supported for LSTM, not RNN or "
-                             "GRU")
         self.nonlinearity = _check_nonlinearity("RNN", nonlinearity)
         self.mode = "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, 0, device, dtype, implementation)
+                         bidirectional, proj_size, device, dtype, implementation)
 
-    def _recurrence(self, sequence: Tensor, initial: tuple[Tensor, ...],
-                    weights: tuple[Tensor | None, ...]) -> tuple[Tensor, ...]:
+    def _fast_recurrence(self, sequence: Tensor, initial: tuple[Tensor, ...],
+                         weights: tuple[Tensor | None, ...]) -> tuple[Tensor, ...]:
         weight_ih, weight_hh, bias_ih, bias_hh, _ = weights
-        if self.implementation == "fast":
-            return (RNNRecurrence.apply(sequence, initial[0], weight_ih, weight_hh,
-                                        _combined_bias(bias_ih, bias_hh), self.nonlinearity),)
-        h, states = initial[0], []
-        for x in sequence:
-            h = rnn_step(x, h, weight_ih, weight_hh, bias_ih, bias_hh, self.nonlinearity)
-            states.append(h)
-        return (torch.stack(states),)
+        bias = _combined_bias(bias_ih, bias_hh)
+        return (RNNRecurrence.apply(sequence, *initial, weight_ih, weight_hh, bias,
+                                    self.nonlinearity),)
+
+    def _step(self, x: Tensor, state: tuple[Tensor, ...],
+              weights: tuple[Tensor | None, ...]) -> tuple[Tensor, ...]:
+        return (rnn_step(x, *state, *weights[:4], self.nonlinearity),)
 
     def forward(self, input: Tensor | PackedSequence,
                 hx: Tensor | None = None) -> tuple[Tensor | PackedSequence, Tensor]:
-        r"""Run the layers over ``input``.
-
-        Parameters
-        ----------
-        input : Tensor or PackedSequence
-            (T, B, I), or (B, T, I) with ``batch_first``, or (T, I) for one sequence, or a
-            ``torch.nn.utils.rnn.PackedSequence``.
-        hx : Tensor, optional
-            Initial hidden states (num_layers * num_directions, B, H), or
-            (num_layers * num_directions, H) for one sequence; zeros if ``None``.
-
-        Returns
-        -------
-        output : Tensor or PackedSequence
-            The last layer's hidden states :math:`h_1 \ldots h_T`, laid out like
-            ``input``, with D H features (both directions concatenated).
-        h_n : Tensor
-            Every layer's and direction's last hidden state, laid out like ``hx``.
-        """
+        """``(output, h_n)`` for ``input`` and ``hx``: see the class docstring."""
         output, (h_n,) = self._forward(input, hx)
         return output, h_n
 
@@ -1574,45 +1592,24 @@ class LSTM(_LayerBase):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, proj_size, device, dtype, implementation)
 
-    def _recurrence(self, sequence: Tensor, initial: tuple[Tensor, ...],
-                    weights: tuple[Tensor | None, ...]) -> tuple[Tensor, ...]:
+    def _fast_recurrence(self, sequence: Tensor, initial: tuple[Tensor, ...],
+                         weights: tuple[Tensor | None, ...]) -> tuple[Tensor, ...]:
         weight_ih, weight_hh, bias_ih, bias_hh, weight_hr = weights
-        if self.implementation == "fast":
-            h, c, _, _ = LSTMRecurrence.apply(sequence, *initial, weight_ih, weight_hh,
-                                              _combined_bias(bias_ih, bias_hh), weight_hr)
-            return h, c
-        (h, c), hs, cs = initial, [], []
-        for x in sequence:
-            h, c = lstm_step(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh)
-            if weight_hr is not None:
-                h = functional.linear(h, weight_hr)
-            hs.append(h)
-            cs.append(c)
-        return torch.stack(hs), torch.stack(cs)
+        bias = _combined_bias(bias_ih, bias_hh)
+        h, c, _, _ = LSTMRecurrence.apply(sequence, *initial, weight_ih, weight_hh, bias,
+                                          weight_hr)
+        return h, c
+
+    def _step(self, x: Tensor, state: tuple[Tensor, ...],
+              weights: tuple[Tensor | None, ...]) -> tuple[Tensor, ...]:
+        h, c = lstm_step(x, *state, *weights[:4])
+        weight_hr = weights[4]
+        return (h if weight_hr is None else functional.linear(h, weight_hr)), c
 
     def forward(self, input: Tensor | PackedSequence,
                 hx: tuple[Tensor, Tensor] | None = None
                 ) -> tuple[Tensor | PackedSequence, tuple[Tensor, Tensor]]:
-        r"""Run the layers over ``input``.
-
-        Parameters
-        ----------
-        input : Tensor or PackedSequence
-            (T, B, I), or (B, T, I) with ``batch_first``, or (T, I) for one sequence, or a
-            ``torch.nn.utils.rnn.PackedSequence``.
-        hx : tuple of Tensor, optional
-            ``(h_0, c_0)``: (num_layers * num_directions, B, P) and (…, B, H), or without
-            the B axis for one sequence; zeros if ``None``.
-
-        Returns
-        -------
-        output : Tensor or PackedSequence
-            The last layer's hidden states :math:`h_1 \ldots h_T`, laid out like
-            ``input``, with D P features (both directions concatenated).
-        (h_n, c_n) : tuple of Tensor
-            Every layer's and direction's last hidden and cell states, laid out like
-            ``hx``.
-        """
+        """``(output, (h_n, c_n))`` for ``input`` and ``hx``: see the class docstring."""
         output, (h_n, c_n) = self._forward(input, hx)
         return output, (h_n, c_n)
 
@@ -1635,54 +1632,29 @@ class GRU(_LayerBase):
                  bidirectional: bool = False, device: Any = None,
                  dtype: torch.dtype | None = None, *,
                  implementation: Implementation = "fast", proj_size: int | None = None) -> None:
-        if proj_size is not None:
-            raise ValueError("GRU: proj_size argument is only supported for LSTM, not RNN or "
-                             "GRU")
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, 0, device, dtype, implementation)
+                         bidirectional, proj_size, device, dtype, implementation)
 
-    def _recurrence(self, sequence: Tensor, initial: tuple[Tensor, ...],
-                    weights: tuple[Tensor | None, ...]) -> tuple[Tensor, ...]:
-        weight_ih, weight_hh, bias_ih, bias_hh, _ = weights
-        if self.implementation == "fast":
-            h, _, _ = GRURecurrence.apply(sequence, initial[0], weight_ih, weight_hh, bias_ih,
-                                          bias_hh)
-            return (h,)
-        h, states = initial[0], []
-        for x in sequence:
-            h = gru_step(x, h, weight_ih, weight_hh, bias_ih, bias_hh)
-            states.append(h)
-        return (torch.stack(states),)
+    def _fast_recurrence(self, sequence: Tensor, initial: tuple[Tensor, ...],
+                         weights: tuple[Tensor | None, ...]) -> tuple[Tensor, ...]:
+        h, _, _ = GRURecurrence.apply(sequence, *initial, *weights[:4])
+        return (h,)
+
+    def _step(self, x: Tensor, state: tuple[Tensor, ...],
+              weights: tuple[Tensor | None, ...]) -> tuple[Tensor, ...]:
+        return (gru_step(x, *state, *weights[:4]),)
 
     def forward(self, input: Tensor | PackedSequence,
                 hx: Tensor | None = None) -> tuple[Tensor | PackedSequence, Tensor]:
-        r"""Run the layers over ``input``.
-
-        Parameters
-        ----------
-        input : Tensor or PackedSequence
-            (T, B, I), or (B, T, I) with ``batch_first``, or (T, I) for one sequence, or a
-            ``torch.nn.utils.rnn.PackedSequence``.
-        hx : Tensor, optional
-            Initial hidden states (num_layers * num_directions, B, H), or
-            (num_layers * num_directions, H) for one sequence; zeros if ``None``.
-
-        Returns
-        -------
-        output : Tensor or PackedSequence
-            The last layer's hidden states :math:`h_1 \ldots h_T`, laid out like
-            ``input``, with D H features (both directions concatenated).
-        h_n : Tensor
-            Every layer's and direction's last hidden state, laid out like ``hx``.
-        """
+        """``(output, h_n)`` for ``input`` and ``hx``: see the class docstring."""
         output, (h_n,) = self._forward(input, hx)
         return output, h_n
 
 
-RNN.__doc__ += _layer_parameters("", "nonlinearity : {\"tanh\", \"relu\"}\n        The "
-                                     "function f.\n    ") + _LAYER_ARGUMENTS
-LSTM.__doc__ += _layer_parameters("4") + r"""
+_NONLINEARITY = 'nonlinearity : {"tanh", "relu"}\n        The function f.\n    '
+RNN.__doc__ += _CALL_ONE_STATE + _layer_parameters("", _NONLINEARITY) + _LAYER_ARGUMENTS
+LSTM.__doc__ += _CALL_LSTM + _layer_parameters("4") + r"""
     proj_size : int
         If P > 0, each layer's hidden state is projected to P features,
         :math:`h_t = W_{hr} m_t`; ``h_0`` and the output have P features.""" + _LAYER_ARGUMENTS
-GRU.__doc__ += _layer_parameters("3") + _LAYER_ARGUMENTS
+GRU.__doc__ += _CALL_ONE_STATE + _layer_parameters("3") + _LAYER_ARGUMENTS
