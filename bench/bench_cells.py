@@ -10,6 +10,20 @@ Rows: ``torch.nn.LSTM``/``GRU``/``RNN``; ``throughtime.torch_cells`` layers with
 path (hand-derived BPTT in an autograd Function) and with the plain autograd loop; and
 ``numpy_cells.lstm_forward`` + ``lstm_backward`` (float32), compared with ``torch.nn.LSTM``.
 
+Clocks: ``--clock wall`` (the default) reads the wall clock; ``--clock process`` reads the
+CPU time of this process, which other programs on a busy machine barely disturb, and which
+equals the wall time with one thread (``--threads 1``); it is refused with more threads,
+whose CPU times add up.
+
+Accuracy, after the timings: every layer's hidden states in float32 and bfloat16, from
+``torch.nn`` and from ``throughtime.torch_cells`` (fast path) with the same weights and
+inputs, each compared with ``torch.nn`` in float64 on the same (rounded) weights and
+inputs, the "truth". Two regimes: the default initialisation with standard normal inputs,
+and near-zero hidden values (weights and inputs scaled by 1e-3), where a tanh computed as
+2 sigmoid(2x) - 1 would lose its relative precision. The table gives the median and the
+largest elementwise relative error |y - y_64| / |y_64| of each implementation, and the
+largest difference between the two implementations relative to the largest hidden value.
+
 Peak memory, measured in a separate, untimed step for each row:
 - torch on CPU: the highest level of memory held by torch's CPU allocator during the
   step, above the level at its start, summed from ``torch.profiler`` memory events
@@ -22,6 +36,7 @@ Usage (``make bench`` runs the first line)::
     python bench/bench_cells.py
     python bench/bench_cells.py --quick          # fewer rounds, a smoke test
     python bench/bench_cells.py --device cuda    # the torch rows on the GPU
+    python bench/bench_cells.py --threads 1 --clock process   # CPU time: a busy machine
 
 The table is printed and written as JSON to ``bench/results/`` (git-ignored).
 """
@@ -154,17 +169,18 @@ def peak_memory(row: Row, device: torch.device) -> int:
     return peak
 
 
-def measure(rows: list[Row], device: torch.device, warmup: int, rounds: int) -> None:
+def measure(rows: list[Row], device: torch.device, warmup: int, rounds: int,
+            clock: Callable[[], float] = time.perf_counter) -> None:
     for row in rows:
         for _ in range(warmup):
             row.step()
     for _ in range(rounds):
         for row in rows:  # interleaved: a busy machine slows every row alike
             synchronize(device)
-            start = time.perf_counter()
+            start = clock()
             row.step()
             synchronize(device)
-            row.times.append(time.perf_counter() - start)
+            row.times.append(clock() - start)
     for row in rows:
         row.peak_bytes = peak_memory(row, device)
 
@@ -188,15 +204,77 @@ def table(rows: list[Row]) -> tuple[str, list[dict]]:
     return "\n".join(lines), records
 
 
+ACCURACY_DTYPES = (torch.float32, torch.bfloat16)
+ACCURACY_REGIMES = {"default init": 1.0, "near zero (x1e-3)": 1e-3}
+
+
+def relative_errors(values: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """|values - truth| / |truth| elementwise, over the entries where truth is not 0."""
+    values, truth = values.double().flatten(), truth.flatten()
+    nonzero = truth != 0
+    return (values[nonzero] - truth[nonzero]).abs() / truth[nonzero].abs()
+
+
+def accuracy_records(kinds: tuple[str, ...] = ("LSTM", "GRU", "RNN")) -> list[dict]:
+    """Hidden states of torch.nn and of torch_cells against a float64 truth (see above)."""
+    records = []
+    for kind in kinds:
+        for dtype in ACCURACY_DTYPES:
+            for regime, scale in ACCURACY_REGIMES.items():
+                torch.manual_seed(0)
+                reference = getattr(nn, kind)(INPUT_SIZE, HIDDEN_SIZE, dtype=dtype)
+                with torch.no_grad():
+                    for parameter in reference.parameters():
+                        parameter.mul_(scale)
+                ours = getattr(torch_cells, kind)(INPUT_SIZE, HIDDEN_SIZE, dtype=dtype)
+                ours.load_state_dict(reference.state_dict())
+                truth_layer = getattr(nn, kind)(INPUT_SIZE, HIDDEN_SIZE, dtype=torch.float64)
+                truth_layer.load_state_dict(reference.state_dict())
+                x = (torch.randn(STEPS, BATCH, INPUT_SIZE) * scale).to(dtype)
+                with torch.no_grad():
+                    truth = truth_layer(x.double())[0]
+                    expected, actual = reference(x)[0], ours(x)[0]
+                errors = {name: relative_errors(values, truth)
+                          for name, values in (("torch.nn", expected), ("torch_cells", actual))}
+                difference = ((actual.double() - expected.double()).abs().max()
+                              / expected.double().abs().max()).item()
+                records.append({
+                    "layer": kind, "dtype": str(dtype).replace("torch.", ""), "regime": regime,
+                    "median_abs_h": truth.abs().median().item(),
+                    **{f"{name}_{statistic}": getattr(error, statistic)().item()
+                       for name, error in errors.items() for statistic in ("median", "max")},
+                    "ours_vs_torch": difference})
+    return records
+
+
+def accuracy_table(records: list[dict]) -> str:
+    header = (f"{'layer':5s} {'dtype':8s} {'regime':18s} {'median |h|':>10s} "
+              f"{'torch.nn med':>12s} {'max':>9s} {'torch_cells med':>15s} {'max':>9s} "
+              f"{'|ours-nn|/max|nn|':>17s}")
+    lines = [header, "-" * len(header)]
+    for r in records:
+        lines.append(f"{r['layer']:5s} {r['dtype']:8s} {r['regime']:18s} "
+                     f"{r['median_abs_h']:10.1e} {r['torch.nn_median']:12.1e} "
+                     f"{r['torch.nn_max']:9.1e} {r['torch_cells_median']:15.1e} "
+                     f"{r['torch_cells_max']:9.1e} {r['ours_vs_torch']:17.1e}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="3 rounds: a smoke test")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     parser.add_argument("--rounds", type=int, default=None, help="timed rounds (default 15)")
+    parser.add_argument("--clock", default="wall", choices=["wall", "process"],
+                        help="wall clock (default) or this process's CPU time (one thread)")
+    parser.add_argument("--no-accuracy", action="store_true", help="skip the accuracy table")
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: torch.cuda.is_available() is False")
+    if args.clock == "process" and (args.threads != 1 or args.device != "cpu"):
+        parser.error("--clock process needs --threads 1 on the CPU: the CPU times of "
+                     "several threads add up, and a GPU's work is not this process's CPU time")
     device = torch.device(args.device)
     torch.set_num_threads(args.threads)
     rounds = args.rounds or (3 if args.quick else 15)
@@ -204,13 +282,15 @@ def main(argv: list[str] | None = None) -> dict:
 
     load_before = os.getloadavg()
     rows = build_rows(device)
-    measure(rows, device, warmup, rounds)
+    clock = time.process_time if args.clock == "process" else time.perf_counter
+    measure(rows, device, warmup, rounds, clock)
     load_after = os.getloadavg()
     text, records = table(rows)
     settings = (f"T={STEPS} B={BATCH} I={INPUT_SIZE} H={HIDDEN_SIZE} float32, device={device}, "
                 f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, "
-                f"{rounds} rounds after {warmup} warm-up; ratio = median / median of the "
-                f"torch.nn row; numpy: OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}")
+                f"{rounds} rounds after {warmup} warm-up, {args.clock} clock; ratio = median / "
+                f"median of the torch.nn row; numpy: "
+                f"OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}")
     print(settings)
     print(text)
     memory_note = ("peak memory: torch.profiler CPU allocator events" if device.type == "cpu"
@@ -219,7 +299,13 @@ def main(argv: list[str] | None = None) -> dict:
     load = (f"1-minute load average {load_before[0]:.1f} before, {load_after[0]:.1f} after, "
             f"on {os.cpu_count()} CPUs (other processes slow the timings)")
     print(load)
+    accuracy = [] if args.no_accuracy else accuracy_records()
+    if accuracy:
+        print("\naccuracy of the hidden states against float64 (same weights and inputs), "
+              f"T={STEPS} B={BATCH} I={INPUT_SIZE} H={HIDDEN_SIZE}; relative errors:")
+        print(accuracy_table(accuracy))
     result = {"settings": settings, "memory": memory_note, "load": load, "rows": records,
+              "accuracy": accuracy,
               "machine": platform.platform(), "processor": platform.processor(),
               "date": datetime.datetime.now(datetime.timezone.utc).isoformat()}
     RESULTS.mkdir(exist_ok=True)
