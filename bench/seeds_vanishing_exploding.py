@@ -32,6 +32,18 @@ Usage::
     python bench/seeds_vanishing_exploding.py --settings native --experiments sweep
     python bench/seeds_vanishing_exploding.py --report-only --out DIR   # tables again
 
+The chapter's statements rest on these runs (10 seeds each; about 40 minutes of CPU)::
+
+    python bench/seeds_vanishing_exploding.py --experiments sweep --settings native avx2
+    python bench/seeds_vanishing_exploding.py --experiments sweep --settings baseline \
+        --sweep-steps 1000
+    python bench/seeds_vanishing_exploding.py --experiments clipping --settings native
+    python bench/seeds_vanishing_exploding.py --experiments clipping --settings avx2 \
+        baseline --clipping-steps 500
+    python bench/seeds_vanishing_exploding.py --experiments chosen
+    python bench/seeds_vanishing_exploding.py --experiments init --settings native \
+        --seeds 5 --init-lrs 0.001 0.003 0.01 0.02
+
 Each setting runs in its own process (the kernel variables must be set before torch is
 imported). Results go to ``--out`` (default ``bench/results/seeds_vanishing_exploding``) as
 one JSON file per setting and experiment; the tables are printed at the end.
@@ -210,7 +222,11 @@ def clipping_table(data: dict[str, dict], budgets) -> list[str]:
             for budget in budgets:
                 ratios = [_at(r, budget) / BASELINE for r in runs]
                 finite = [x for x in ratios if np.isfinite(x)]
-                cells.append(_summary(finite) if finite else "all diverged")
+                if all(np.isnan(x) or x == float("inf") for x in ratios) and any(
+                        np.isnan(x) for x in ratios):
+                    cells.append("not run")
+                else:
+                    cells.append(_summary(finite) if finite else "all diverged")
             lines.append(
                 f"| {setting} | {label} | {len(diverged)} of {len(runs)}"
                 + (f" (steps {min(diverged)}-{max(diverged)})" if diverged else "")
