@@ -97,6 +97,53 @@ def test_matched_hidden_sizes_keep_the_lstm_and_match_the_others():
         assert abs(count - budget) / budget < 0.05
 
 
+@pytest.mark.parametrize("kind", cmp.KINDS)
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_free_parameter_count_is_the_rank_of_the_output_jacobian(kind, num_layers):
+    # Parameters that change the function are the directions in which the outputs move: the
+    # rank of d(outputs)/d(parameters) at a generic point. Redundant biases add none.
+    from torch.func import functional_call, jacrev
+
+    torch.manual_seed(0)
+    input_size, hidden_size, length, batch = 2, 3, 4, 24  # more outputs than parameters
+    layer = getattr(nn, kind)(input_size, hidden_size, num_layers=num_layers,
+                              dtype=torch.float64)
+    xs = torch.randn(length, batch, input_size, dtype=torch.float64)
+    parameters = {name: value.detach() for name, value in layer.named_parameters()}
+
+    def outputs(values):
+        return functional_call(layer, values, (xs,))[0].reshape(-1)
+
+    jacobian = torch.cat([part.reshape(part.shape[0], -1)
+                          for part in jacrev(outputs)(parameters).values()], dim=1)
+    singular = torch.linalg.svdvals(jacobian)
+    rank = int((singular > singular[0] * 1e-10).sum())
+    assert rank == cmp.free_parameter_count(kind, input_size, hidden_size,
+                                            num_layers=num_layers)
+    assert rank < cmp.parameter_count(kind, input_size, hidden_size, num_layers=num_layers)
+
+
+def test_the_gru_keeps_more_free_biases_than_the_one_bias_form():
+    # b_hn is multiplied by the reset gate: moving it into b_in changes the function.
+    torch.manual_seed(1)
+    gru = nn.GRU(2, 3, dtype=torch.float64)
+    xs = torch.randn(5, 4, 2, dtype=torch.float64)
+    before = gru(xs)[0]
+    with torch.no_grad():
+        n = slice(6, 9)
+        gru.bias_ih_l0[n] += gru.bias_hh_l0[n]
+        gru.bias_hh_l0[n] = 0.0
+    moved_n = gru(xs)[0]
+    assert not torch.allclose(moved_n, before)
+    with torch.no_grad():  # the z pair, by contrast, only enters as a sum
+        z = slice(3, 6)
+        gru.bias_ih_l0[z] += gru.bias_hh_l0[z]
+        gru.bias_hh_l0[z] = 0.0
+    torch.testing.assert_close(gru(xs)[0], moved_n)
+    assert cmp.free_parameter_count("GRU", 2, 3) == cmp.parameter_count("GRU", 2, 3,
+                                                                        biases=1) + 3
+
+
 @pytest.mark.parametrize("call, error, message", [
     (lambda: cmp.parameter_count("lstm", 2, 3), ValueError, "kind must be one of"),
     (lambda: cmp.parameter_count("LSTM", 0, 3), ValueError, "input_size must be"),
@@ -104,6 +151,8 @@ def test_matched_hidden_sizes_keep_the_lstm_and_match_the_others():
     (lambda: cmp.parameter_count("LSTM", 2, 3, biases=3), ValueError, "biases must be 0, 1"),
     (lambda: cmp.hidden_size_for_budget("GRU", 0, 2), ValueError, "budget must be"),
     (lambda: cmp.flops_per_step("GRU", 2, 3, batch_size=0), ValueError, "batch_size"),
+    (lambda: cmp.free_parameter_count("gru", 2, 3), ValueError, "kind must be one of"),
+    (lambda: cmp.free_parameter_count("GRU", 2, 3, num_layers=0), ValueError, "num_layers"),
 ])
 def test_counts_reject_bad_arguments(call, error, message):
     with pytest.raises(error, match=message):
@@ -466,10 +515,105 @@ def test_training_the_ensemble_equals_training_each_network_alone(kind, task_nam
             loss.sum().backward()
             nn.utils.clip_grad_norm_(parameters, 0.5)
             optimizer.step()
-        trained_layer, trained_head = run.ensemble.network(k)
+        trained_layer, trained_head = run.network(k)
         for a, b in zip([*trained_layer.parameters(), *trained_head.parameters()], parameters,
                         strict=True):
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_ensemble_sets_the_update_bias_of_every_gru_and_only_of_grus():
+    from throughtime.gru_variants import gate_rows
+
+    ensemble = cmp.Ensemble("GRU", (0, 1, 2), 2, 4, 1, update_bias=1.5)
+    for k in range(3):
+        layer, _ = ensemble.network(k)
+        z = gate_rows("z", 4)
+        effective = layer.bias_ih_l0[z] + layer.bias_hh_l0[z]
+        torch.testing.assert_close(effective, torch.full((4,), 1.5))
+        default, _ = standalone("GRU", k, 2, 4, 1, dtype=torch.float32)
+        r = gate_rows("r", 4)  # the other gates keep PyTorch's initialisation
+        assert torch.equal(layer.bias_ih_l0[r], default.bias_ih_l0[r])
+    lstm = cmp.Ensemble("LSTM", (0,), 2, 4, 1, forget_bias=None, update_bias=1.5)
+    layer, _ = lstm.network(0)
+    default, _ = standalone("LSTM", 0, 2, 4, 1, forget_bias=None, dtype=torch.float32)
+    for a, b in zip(layer.parameters(), default.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_grouping_changes_only_the_rounding():
+    task = cmp.make_task("agreement", 3, test_size=32)
+    seeds = (0, 1, 2, 3, 4)
+    together = cmp.train_ensemble("LSTM", task, 5, seeds, steps=5, batch_size=8,
+                                  evaluations=1, group_size=5)
+    apart = cmp.train_ensemble("LSTM", task, 5, seeds, steps=5, batch_size=8,
+                               evaluations=1, group_size=2)
+    assert [e.members for e in together.ensembles] == [5]
+    assert [e.members for e in apart.ensembles] == [2, 1, 2]  # as equal as possible
+    assert apart.members == 5
+    for k in range(len(seeds)):
+        for a, b in zip(together.network(k)[0].parameters(), apart.network(k)[0].parameters(),
+                        strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="k must be in 0 .. 4"):
+        apart.network(5)
+
+
+def test_evaluate_scores_each_network_on_new_data_like_the_network_alone():
+    task = cmp.make_task("adding", 6, test_size=16)
+    run = cmp.train_ensemble("GRU", task, 4, (3, 8), steps=3, batch_size=8, evaluations=1,
+                             group_size=1)
+    data = cmp.make_task("adding", 6, test_size=40, test_seed=99).test()
+    scores, losses = run.evaluate(task, data)
+    inputs, targets, _ = data
+    for k in range(2):
+        layer, head = run.network(k)
+        with torch.no_grad():
+            prediction = head(layer(inputs)[0][-1])[:, 0]
+        mse = float((prediction - targets).double().square().mean())
+        assert losses[k] == pytest.approx(mse, rel=1e-5)
+        assert scores[k] == pytest.approx(1 - mse * 6, rel=1e-5)
+    # The final test score is the same evaluation on the test set.
+    test_scores, _ = run.evaluate(task, task.test())
+    np.testing.assert_allclose(test_scores, run.final, rtol=1e-6)
+
+
+def test_compare_takes_one_learning_rate_per_kind():
+    task = cmp.make_task("adding", 4, test_size=8)
+    settings = dict(lstm_hidden_size=4, seeds=(0,), steps=2, batch_size=4, evaluations=1)
+    mixed = cmp.compare(task, lr={"RNN": 0.01, "LSTM": 0.02, "GRU": 0.03}, **settings)
+    assert mixed.settings["lr"] == {"RNN": 0.01, "LSTM": 0.02, "GRU": 0.03}
+    for kind, rate in mixed.settings["lr"].items():
+        alone = cmp.compare(task, lr=rate, kinds=(kind,), **settings)
+        np.testing.assert_array_equal(alone.final(kind), mixed.final(kind))
+    with pytest.raises(ValueError, match=r"lr must give a value for every kind.*missing \['GRU'\]"):
+        cmp.compare(task, lr={"RNN": 0.01, "LSTM": 0.02}, **settings)
+    with pytest.raises(ValueError, match="lr\\['RNN'\\] must be positive"):
+        cmp.compare(task, lr={"RNN": -1.0, "LSTM": 0.02, "GRU": 0.03}, **settings)
+
+
+def test_tuning_prefers_a_rate_that_trains_every_seed():
+    rates = (0.001, 0.01, 0.1)
+    losses = np.array([[0.30, 0.31, 0.29, 0.30],     # slow but reliable
+                       [0.01, 0.01, 0.70, 0.01],     # best median, one seed collapsed
+                       [0.001, np.nan, 0.001, 0.001]])  # best otherwise, one run diverged
+    assert cmp._choose_rate(rates, losses) == 0.01
+    losses[1, 2] = 1.5  # a worse collapse: now the reliable rate wins
+    assert cmp._choose_rate(rates, losses) == 0.001
+
+
+def test_tuning_never_chooses_a_rate_too_small_to_learn():
+    task = cmp.make_task("adding", 3, test_size=64)
+    validation = cmp.make_task("adding", 3, test_size=256, test_seed=7).test()
+    tuning = cmp.tune_learning_rates(task, validation, (1e-7, 0.05), kinds=("LSTM", "GRU"),
+                                     seeds=(0, 1, 2), lstm_hidden_size=6, steps=60,
+                                     batch_size=32)
+    assert tuning.rates == (1e-7, 0.05)
+    for kind in ("LSTM", "GRU"):
+        assert tuning.losses[kind].shape == tuning.scores[kind].shape == (2, 3)
+        assert np.median(tuning.losses[kind][1]) < np.median(tuning.losses[kind][0])
+        assert tuning.chosen[kind] == 0.05
+    with pytest.raises(TypeError, match="sets lr itself"):
+        cmp.tune_learning_rates(task, validation, lr=0.1)
 
 
 def test_ensemble_rejects_bad_arguments():
@@ -547,13 +691,45 @@ def test_explore_is_a_pure_function_and_draws():
         np.testing.assert_array_equal(first.scores[kind], second.scores[kind])
     fig, ax = plt.subplots()
     cmp.draw_comparison(ax, first)
-    assert len(ax.lines) == 3 * 2 + 2  # seeds and mean per kind, chance, training range
+    assert len(ax.lines) == 3 * 2 + 2  # seeds and median per kind, chance, training range
     plt.close(fig)
     grid = cmp.comparison_small_multiples([first, second, first, second], columns=3)
     assert len(grid.axes) == 6 and not grid.axes[-1].axison
     plt.close(grid)
     with pytest.raises(TypeError, match="comparison must be a Comparison"):
         cmp.draw_comparison(ax, {"LSTM": [1]})
+
+
+def test_a_diverged_run_is_drawn_at_the_floor_and_marked():
+    import matplotlib.pyplot as plt
+
+    task = cmp.make_task("adding", 4, test_size=8)
+    assert cmp.score_floor(task) == pytest.approx(-0.9)  # 0 - (0.9 - 0)
+    steps = [10, 20, 30]
+    scores = {"RNN": np.array([[0.1, 0.0], [0.2, -50.0], [0.3, np.nan]]),
+              "GRU": np.array([[0.5, 0.6], [0.9, 0.95], [0.99, 0.98]])}
+    comparison = cmp.Comparison(task=task, seeds=(0, 1), hidden_sizes={"RNN": 9, "GRU": 5},
+                                parameters={}, steps=steps, scores=scores, seconds={},
+                                settings={})
+    fig, ax = plt.subplots()
+    cmp.draw_comparison(ax, comparison)
+    bottom, top = ax.get_ylim()
+    assert -1.0 < bottom < -0.9 and top > 0.99  # the other curves keep their scale
+    lowest = min(np.min(np.asarray(line.get_ydata(), dtype=float)) for line in ax.lines)
+    assert lowest == pytest.approx(-0.9)
+    markers = [c for c in ax.collections if len(c.get_offsets())]
+    assert len(markers) == 1 and len(markers[0].get_offsets()) == 2  # -50 and NaN
+    assert "below the axis (diverged)" in [t.get_text() for t in ax.get_legend().get_texts()]
+    plt.close(fig)
+    # Medians, not means: one diverged seed of two does not drag the thick line to -25.
+    rnn_median = [line for line in ax.lines if line.get_linewidth() == 2.0][0].get_ydata()
+    assert rnn_median[1] == pytest.approx(np.median([0.2, -0.9]))
+    grid = cmp.comparison_small_multiples([comparison])
+    labels = [t.get_text() for t in grid.legends[0].get_texts()]
+    assert "below the axis (diverged)" in labels
+    plt.close(grid)
+    with pytest.raises(TypeError, match="task must be a Task"):
+        cmp.score_floor("adding")
 
 
 def test_explorer_uses_core_widgets_only():

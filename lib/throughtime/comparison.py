@@ -5,9 +5,12 @@ layers. This module holds the measuring instruments, one section each:
 
 - **Parameters.** ``parameter_count`` is the exact formula G H (I + H + k) for a layer
   with G gate blocks (1 for the tanh RNN, 4 for the LSTM, 3 for the GRU) and k bias vectors
-  (PyTorch keeps two, b_ih and b_hh; the textbook form has one). ``model_parameter_count``
-  adds a linear read-out, and ``hidden_size_for_budget`` / ``matched_hidden_sizes`` find
-  the hidden sizes that give different kinds the same number of parameters.
+  (PyTorch keeps two, b_ih and b_hh; the textbook form has one), and
+  ``free_parameter_count`` the parameters left once redundant biases are merged
+  (G H (I + H) + F H: F = 1, 4, 4, since the GRU's reset gate multiplies b_hn).
+  ``model_parameter_count`` adds a linear read-out, and ``hidden_size_for_budget`` /
+  ``matched_hidden_sizes`` find the hidden sizes that give different kinds the same number
+  of parameters.
 - **Arithmetic.** ``flops_per_step`` counts the floating-point operations of one time
   step from the equations: matrix products, bias additions and the elementwise gate math.
 - **Speed.** ``measure`` times a function several times and keeps every sample; a
@@ -19,11 +22,14 @@ layers. This module holds the measuring instruments, one section each:
 - **Accuracy.** ``Task`` and ``make_task`` define the adding problem, number agreement and
   the counting language a^n b^n as batches, a loss and a score. ``Ensemble`` trains several
   independent networks of one kind side by side as one wide ``torch.nn`` layer whose
-  weight matrices are block-diagonal; ``compare`` trains every kind at an equal parameter
-  count for the same number of steps from several seeds, ``data_size_sweep`` does the same
-  on training sets of several sizes, and ``verdict`` says which kind won, only when every
-  seed agrees.
-- **Pictures.** ``draw_comparison`` draws one comparison into an ``Axes``;
+  weight matrices are block-diagonal; ``train_ensemble`` trains a few per layer;
+  ``compare`` trains every kind at an equal parameter count for the same number of steps
+  from several seeds (each kind with its own learning rate if asked),
+  ``tune_learning_rates`` chooses those rates on validation data with the same effort for
+  every kind, ``data_size_sweep`` compares on training sets of several sizes, and
+  ``verdict`` says which kind won, only when every seed agrees.
+- **Pictures.** ``draw_comparison`` draws one comparison into an ``Axes`` (a diverged run
+  at ``score_floor``, marked, so that it does not squash the other curves);
   ``comparison_small_multiples`` puts several side by side (the static figure of the
   website), and ``comparison_explorer`` is the ipywidgets version of the live notebook,
   whose callback is the pure function ``explore``.
@@ -37,7 +43,7 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +61,8 @@ __all__ = [
     "IMPLEMENTATIONS",
     "MODES",
     "parameter_count",
+    "FREE_BIASES",
+    "free_parameter_count",
     "model_parameter_count",
     "hidden_size_for_budget",
     "matched_hidden_sizes",
@@ -75,14 +83,18 @@ __all__ = [
     "anbn_recognised",
     "anbn_longest_recognised",
     "Ensemble",
+    "GROUP_SIZE",
     "TrainedEnsemble",
     "train_ensemble",
     "Comparison",
     "compare",
     "verdict",
+    "Tuning",
+    "tune_learning_rates",
     "SweepResult",
     "data_size_sweep",
     "explore",
+    "score_floor",
     "draw_comparison",
     "comparison_small_multiples",
     "comparison_explorer",
@@ -150,6 +162,46 @@ def parameter_count(kind: str, input_size: int, hidden_size: int, *, biases: int
     num_layers = check_int("num_layers", num_layers, minimum=1)
     first = gates * hidden_size * (input_size + hidden_size + biases)
     later = gates * hidden_size * (hidden_size + hidden_size + biases)
+    return first + (num_layers - 1) * later
+
+
+FREE_BIASES = {"RNN": 1, "LSTM": 4, "GRU": 4}
+"""Bias vectors of length H left in each kind once redundant pairs are merged (F).
+
+Only the sum b_ih + b_hh of a pair enters the equations wherever the two are added before a
+nonlinearity: every pair of the RNN and the LSTM, and the r and z pairs of the GRU. The
+GRU's n pair is different: n = tanh(W_in x + b_in + r * (W_hn h + b_hn)) multiplies b_hn
+by r, so b_in and b_hn are two free vectors, and the GRU keeps 2 + 2 = 4."""
+
+
+def free_parameter_count(kind: str, input_size: int, hidden_size: int, *,
+                         num_layers: int = 1) -> int:
+    """Parameters of a ``torch.nn`` layer that change its function: G H (I + H) + F H.
+
+    PyTorch's two bias vectors per gate block are partly redundant (``FREE_BIASES``): the
+    LSTM needs 4 H (I + H) + 4 H numbers, not 4 H (I + H + 2); the tanh RNN H (I + H) + H;
+    the GRU 3 H (I + H) + 4 H, because the reset gate multiplies b_hn. This is the rank of
+    the Jacobian of the layer's outputs with respect to its parameters at a generic point.
+
+    Parameters
+    ----------
+    kind : {"RNN", "LSTM", "GRU"}
+    input_size, hidden_size : int
+        I and H.
+    num_layers : int
+        Stacked layers (one direction each); layers after the first have I = H.
+
+    Returns
+    -------
+    int
+    """
+    gates = GATES[_check_kind(kind)]
+    input_size = check_int("input_size", input_size, minimum=1)
+    hidden_size = check_int("hidden_size", hidden_size, minimum=1)
+    num_layers = check_int("num_layers", num_layers, minimum=1)
+    biases = FREE_BIASES[kind] * hidden_size
+    first = gates * hidden_size * (input_size + hidden_size) + biases
+    later = gates * hidden_size * (2 * hidden_size) + biases
     return first + (num_layers - 1) * later
 
 
@@ -893,7 +945,8 @@ class Ensemble(nn.Module):
 
     Network k is a ``torch.nn.<kind>(I, H)`` layer and a ``torch.nn.Linear(H, O)`` read-out,
     initialised exactly as if built alone after ``torch.manual_seed(seeds[k])`` (and, for
-    an LSTM, given the effective forget-gate bias ``forget_bias``). The ensemble holds
+    an LSTM, given the effective forget-gate bias ``forget_bias``; for a GRU, the effective
+    update-gate bias ``update_bias``). The ensemble holds
     them in one ``torch.nn.<kind>(K I, K H)`` and one ``Linear(K H, K O)`` whose weight
     matrices are block-diagonal inside every gate block: network k reads input features
     k I .. (k + 1) I - 1 and owns hidden units k H .. (k + 1) H - 1, and every weight
@@ -913,6 +966,10 @@ class Ensemble(nn.Module):
     forget_bias : float or None
         For an LSTM, the effective forget-gate bias of every network
         (``lstm_tools.set_forget_bias``); ``None`` keeps PyTorch's initialisation.
+    update_bias : float or None
+        For a GRU, the effective update-gate bias b_iz + b_hz of every network
+        (``gru_variants.set_update_bias``), the GRU's counterpart of the forget bias: z_t
+        keeps the old state; ``None`` keeps PyTorch's initialisation.
     per_step : bool
         Answer at every step (outputs (T, B, K, O)) instead of after the last one
         (outputs (B, K, O)).
@@ -920,7 +977,8 @@ class Ensemble(nn.Module):
     """
 
     def __init__(self, kind: str, seeds: Sequence[int], input_size: int, hidden_size: int,
-                 output_size: int, *, forget_bias: float | None = 1.0, per_step: bool = False,
+                 output_size: int, *, forget_bias: float | None = 1.0,
+                 update_bias: float | None = None, per_step: bool = False,
                  dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
         _check_kind(kind)
@@ -932,6 +990,8 @@ class Ensemble(nn.Module):
         output_size = check_int("output_size", output_size, minimum=1)
         if forget_bias is not None:
             forget_bias = check_real("forget_bias", forget_bias)
+        if update_bias is not None:
+            update_bias = check_real("update_bias", update_bias)
         members = len(seeds)
         self.kind, self.seeds, self.members = kind, tuple(seeds), members
         self.input_size, self.hidden_size, self.output_size = input_size, hidden_size, output_size
@@ -942,7 +1002,7 @@ class Ensemble(nn.Module):
             for parameter in self.parameters():
                 parameter.zero_()
             for k, seed in enumerate(seeds):
-                layer, head = self._network(seed, forget_bias, dtype)
+                layer, head = self._network(seed, forget_bias, update_bias, dtype)
                 for name, value in self._named(layer, head):
                     self.get_parameter(name)[self._block_index(name, k)] = value
         # owner[name]: which network each entry belongs to, ``members`` for none.
@@ -950,7 +1010,7 @@ class Ensemble(nn.Module):
 
     # -- construction -------------------------------------------------------------------
 
-    def _network(self, seed: int, forget_bias: float | None,
+    def _network(self, seed: int, forget_bias: float | None, update_bias: float | None,
                  dtype: torch.dtype) -> tuple[nn.Module, nn.Linear]:
         """Network ``seed`` alone, initialised as ``torch.nn`` initialises it."""
         torch.manual_seed(seed)
@@ -960,6 +1020,10 @@ class Ensemble(nn.Module):
             from .lstm_tools import set_forget_bias
 
             set_forget_bias(layer, forget_bias)
+        if self.kind == "GRU" and update_bias is not None:
+            from .gru_variants import set_update_bias
+
+            set_update_bias(layer, update_bias)
         return layer, head
 
     def _rows(self, k: int, block: int, gates: int) -> torch.Tensor:
@@ -1039,19 +1103,49 @@ class Ensemble(nn.Module):
                              f"got {len(inputs)}")
         return torch.cat(list(inputs), dim=-1)
 
+    def _blocks(self, name: str) -> tuple[int, int, int, int]:
+        """(G, R, C, K) such that parameter ``name`` is a (G, K, R, K, C) block grid.
+
+        Every ensemble parameter stacks, for each of G gate blocks (1 for the read-out), the
+        K networks' rows; a weight matrix has K column blocks too (C columns each), a bias
+        vector none (C = 0). Network k owns the diagonal blocks [:, k, :, k, :].
+        """
+        H, I, O, K = self.hidden_size, self.input_size, self.output_size, self.members
+        if name.startswith("layer."):
+            gates = GATES[self.kind]
+            if name.startswith("layer.weight_ih"):
+                return gates, H, I, K
+            if name.startswith("layer.weight_hh"):
+                return gates, H, H, K
+            return gates, H, 0, K
+        return 1, O, (H if name == "head.weight" else 0), K
+
+    def _diagonal(self, name: str, grad: torch.Tensor) -> torch.Tensor:
+        """Network k's entries of ``grad`` along the last axis: shape (..., K)."""
+        gates, rows, columns, members = self._blocks(name)
+        if not columns:
+            return grad.reshape(gates, members, rows).movedim(1, -1)
+        grid = grad.view(gates, members, rows, members, columns)
+        return torch.diagonal(grid, dim1=1, dim2=3)
+
     def mask_gradients(self) -> None:
         """Zero the gradients of the weights between networks (they stay exactly 0)."""
         for name, parameter in self.named_parameters():
-            if parameter.grad is not None:
-                outside = self._owners[name].to(parameter.device) == self.members
-                parameter.grad.view(-1)[outside] = 0.0
+            gates, rows, columns, members = self._blocks(name)
+            if parameter.grad is None or not columns:
+                continue  # a bias vector has no entries between networks
+            outside = ~torch.eye(members, dtype=torch.bool, device=parameter.device)
+            grid = parameter.grad.view(gates, members, rows, members, columns)
+            grid.masked_fill_(outside[None, :, None, :, None], 0.0)
 
     def clip_per_network(self, max_norm: float) -> torch.Tensor:
         """Clip each network's gradient by its own global norm, like ``clip_grad_norm_``.
 
         Network k's gradient is multiplied by min(1, max_norm / (||g_k|| + 1e-6)), where
         ||g_k|| is the norm over all of network k's entries, the factor
-        ``torch.nn.utils.clip_grad_norm_`` applies to a network trained alone.
+        ``torch.nn.utils.clip_grad_norm_`` applies to a network trained alone. Call it after
+        ``mask_gradients``: the rows of network k are scaled whole, so entries between
+        networks must already be zero.
 
         Returns
         -------
@@ -1061,28 +1155,37 @@ class Ensemble(nn.Module):
         max_norm = check_real("max_norm", max_norm, positive=True)
         named = [(name, p) for name, p in self.named_parameters() if p.grad is not None]
         device = named[0][1].device
-        squares = torch.zeros(self.members + 1, dtype=torch.float64, device=device)
+        squares = torch.zeros(self.members, dtype=torch.float64, device=device)
         for name, parameter in named:
-            owner = self._owners[name].to(device)
-            squares.index_add_(0, owner, parameter.grad.reshape(-1).double().square())
-        norms = squares[:self.members].sqrt()
+            own = self._diagonal(name, parameter.grad).double()
+            squares += own.square().reshape(-1, self.members).sum(dim=0)
+        norms = squares.sqrt()
         factors = torch.clamp(max_norm / (norms + 1e-6), max=1.0)
-        factors = torch.cat([factors, factors.new_zeros(1)])
         for name, parameter in named:
-            owner = self._owners[name].to(device)
-            scale = factors[owner].to(parameter.dtype).reshape(parameter.shape)
-            parameter.grad.mul_(scale)
+            gates, _, _, members = self._blocks(name)
+            rows = parameter.grad.view(gates, members, -1)
+            rows.mul_(factors.to(parameter.dtype)[None, :, None])
         return norms
+
+
+GROUP_SIZE = 4
+"""How many networks ``train_ensemble`` packs into one ``Ensemble`` by default.
+
+The block-diagonal layer computes every product between networks too (with zeros), so its
+arithmetic grows as K^2 while the fixed cost of a call does not grow at all: a few networks
+per layer save calls, many waste products. Four was about the fastest on a 2-core CPU, for
+the chapter's sizes, both with the native kernels and with the baseline (SSE4.1) ones."""
 
 
 @dataclass
 class TrainedEnsemble:
-    """What ``train_ensemble`` returns.
+    """What ``train_ensemble`` returns: K trained networks, in groups, and their scores.
 
     Attributes
     ----------
-    ensemble : Ensemble
-        The trained networks.
+    ensembles : list of Ensemble
+        The trained networks, ``group_size`` per ``Ensemble`` (the last may hold fewer),
+        in the order of the seeds.
     steps : list of int
         Optimiser steps after which the test set was scored.
     scores : ndarray, shape (len(steps), K)
@@ -1091,7 +1194,7 @@ class TrainedEnsemble:
         CPU time of the whole run (``time.process_time``).
     """
 
-    ensemble: Ensemble
+    ensembles: list[Ensemble]
     steps: list[int]
     scores: np.ndarray
     seconds: float
@@ -1100,6 +1203,61 @@ class TrainedEnsemble:
     def final(self) -> np.ndarray:
         """The last scores, shape (K,)."""
         return self.scores[-1]
+
+    @property
+    def members(self) -> int:
+        """K, the number of networks."""
+        return sum(ensemble.members for ensemble in self.ensembles)
+
+    def network(self, k: int) -> tuple[nn.Module, nn.Linear]:
+        """Network k (in the order of the seeds) as a standalone layer and read-out (copies)."""
+        k = check_int("k", k, minimum=0)
+        for ensemble in self.ensembles:
+            if k < ensemble.members:
+                return ensemble.network(k)
+            k -= ensemble.members
+        raise ValueError(f"k must be in 0 .. {self.members - 1}, got {k + self.members}")
+
+    def outputs(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Run every network on the same batch ``inputs`` (T, B, I), without gradients.
+
+        Returns
+        -------
+        Tensor
+            (B, K, O), or (T, B, K, O) for a task answered at every step.
+        """
+        device = next(self.ensembles[0].parameters()).device
+        inputs = inputs.to(device)
+        with torch.no_grad():
+            parts = [ensemble(ensemble.stack_inputs(inputs)) for ensemble in self.ensembles]
+        return torch.cat(parts, dim=-2)
+
+    def evaluate(self, task: Task, data: tuple[Any, Any, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """Score every network on ``data``, e.g. a validation set that no network trained on.
+
+        Parameters
+        ----------
+        task : Task
+            Gives the score and the loss.
+        data : (inputs, targets, mask)
+            As ``task.batch`` or ``task.test`` return them.
+
+        Returns
+        -------
+        scores, losses : ndarray, shape (K,)
+            ``task.score`` and ``task.loss`` of every network.
+        """
+        if not isinstance(task, Task):
+            raise TypeError(f"task must be a Task (from make_task), got {describe(task)}")
+        inputs, targets, mask = data
+        outputs = self.outputs(inputs)
+        device = outputs.device
+        targets, mask = (None if part is None else
+                         part.to(device).unsqueeze(-1).expand(*part.shape, self.members)
+                         for part in (targets, mask))
+        with torch.no_grad():
+            losses = task.loss(outputs, targets, mask).double().cpu().numpy()
+        return task.score(outputs, targets, mask), losses
 
 
 def _to(value: Any, device: torch.device) -> Any:
@@ -1110,61 +1268,10 @@ def _stack_targets(parts: Sequence[Any]) -> Any:
     return None if parts[0] is None else torch.stack(list(parts), dim=-1)
 
 
-def train_ensemble(kind: str, task: Task, hidden_size: int, seeds: Sequence[int], *,
-                   steps: int = 300, batch_size: int = 64, lr: float = 0.02,
-                   max_norm: float = 1.0, forget_bias: float | None = 1.0,
-                   evaluations: int = 6, training_sets: Sequence[Any] | None = None,
-                   device: Any = "cpu") -> TrainedEnsemble:
-    """Train one network per seed on ``task``, side by side, and score them as they learn.
-
-    Every step each network gets its own batch of ``batch_size`` sequences, drawn by
-    ``task.batch`` from ``numpy.random.default_rng([seed, 1])`` (so networks of different
-    kinds with the same seed see the same batches), or sampled with replacement from its
-    own entry of ``training_sets``. The loss is each network's task loss; the gradient of
-    each network is clipped to global norm ``max_norm`` and Adam takes a step. The test
-    set is scored ``evaluations`` times, evenly spaced, the last time after the final step.
-
-    Parameters
-    ----------
-    kind : {"RNN", "LSTM", "GRU"}
-    task : Task
-    hidden_size : int
-        H of every network.
-    seeds : sequence of int
-        One network per seed.
-    steps : int
-    batch_size : int
-    lr : float
-        Adam's learning rate.
-    max_norm : float
-    forget_bias : float or None
-        The LSTM's effective forget-gate bias (ignored for other kinds).
-    evaluations : int
-        How many times to score the test set.
-    training_sets : sequence, optional
-        One fixed training set per network, each ``(inputs, targets, mask)`` as
-        ``task.batch`` returns them with N sequences (N may differ between networks).
-    device : str or torch.device
-
-    Returns
-    -------
-    TrainedEnsemble
-    """
-    if not isinstance(task, Task):
-        raise TypeError(f"task must be a Task (from make_task), got {describe(task)}")
-    steps = check_int("steps", steps, minimum=1)
-    batch_size = check_int("batch_size", batch_size, minimum=1)
-    lr = check_real("lr", lr, positive=True)
-    max_norm = check_real("max_norm", max_norm, positive=True)
-    evaluations = check_int("evaluations", evaluations, minimum=1)
-    seeds = list(seeds)
-    if training_sets is not None and len(training_sets) != len(seeds):
-        raise ValueError(f"training_sets must hold one set per seed ({len(seeds)}), "
-                         f"got {len(training_sets)}")
-    device = torch.device(device)
-    start = time.process_time()
-    ensemble = Ensemble(kind, seeds, task.input_size, hidden_size, task.output_size,
-                        forget_bias=forget_bias, per_step=task.per_step).to(device)
+def _train_group(ensemble: Ensemble, task: Task, seeds: Sequence[int], checkpoints: list[int],
+                 *, steps: int, batch_size: int, lr: float, max_norm: float,
+                 training_sets: Sequence[Any] | None, device: torch.device) -> np.ndarray:
+    """Train one ``Ensemble`` in place; return its test scores at ``checkpoints`` (C, K)."""
     optimizer = torch.optim.Adam(ensemble.parameters(), lr=lr)
     generators = [np.random.default_rng([seed, 1]) for seed in seeds]
     test_inputs, test_targets, test_mask = (_to(part, device) for part in task.test())
@@ -1172,8 +1279,6 @@ def train_ensemble(kind: str, task: Task, hidden_size: int, seeds: Sequence[int]
     test_targets, test_mask = (None if part is None else
                                part.unsqueeze(-1).expand(*part.shape, len(seeds))
                                for part in (test_targets, test_mask))
-    checkpoints = sorted({max(1, round(steps * (j + 1) / evaluations))
-                          for j in range(evaluations)})
     scores = []
 
     def draw(k: int) -> tuple[Any, Any, Any]:
@@ -1201,8 +1306,93 @@ def train_ensemble(kind: str, task: Task, hidden_size: int, seeds: Sequence[int]
             with torch.no_grad():
                 scores.append(task.score(ensemble(test_inputs), test_targets, test_mask))
             ensemble.train()
-    return TrainedEnsemble(ensemble=ensemble.eval(), steps=checkpoints,
-                           scores=np.array(scores), seconds=time.process_time() - start)
+    ensemble.eval()
+    return np.array(scores)
+
+
+def train_ensemble(kind: str, task: Task, hidden_size: int, seeds: Sequence[int], *,
+                   steps: int = 300, batch_size: int = 64, lr: float = 0.02,
+                   max_norm: float = 1.0, forget_bias: float | None = 1.0,
+                   update_bias: float | None = None, evaluations: int = 6,
+                   training_sets: Sequence[Any] | None = None, group_size: int = GROUP_SIZE,
+                   device: Any = "cpu") -> TrainedEnsemble:
+    """Train one network per seed on ``task``, side by side, and score them as they learn.
+
+    Every step each network gets its own batch of ``batch_size`` sequences, drawn by
+    ``task.batch`` from ``numpy.random.default_rng([seed, 1])`` (so networks of different
+    kinds with the same seed see the same batches), or sampled with replacement from its
+    own entry of ``training_sets``. The loss is each network's task loss; the gradient of
+    each network is clipped to global norm ``max_norm`` and Adam takes a step. The test
+    set is scored ``evaluations`` times, evenly spaced, the last time after the final step.
+    The networks train ``group_size`` at a time in one ``Ensemble`` each; the grouping
+    changes only the rounding, not what each network computes.
+
+    Parameters
+    ----------
+    kind : {"RNN", "LSTM", "GRU"}
+    task : Task
+    hidden_size : int
+        H of every network.
+    seeds : sequence of int
+        One network per seed.
+    steps : int
+    batch_size : int
+    lr : float
+        Adam's learning rate.
+    max_norm : float
+    forget_bias : float or None
+        The LSTM's effective forget-gate bias (ignored for other kinds).
+    update_bias : float or None
+        The GRU's effective update-gate bias (ignored for other kinds).
+    evaluations : int
+        How many times to score the test set.
+    training_sets : sequence, optional
+        One fixed training set per network, each ``(inputs, targets, mask)`` as
+        ``task.batch`` returns them with N sequences (N may differ between networks).
+    group_size : int
+        At most this many networks per ``Ensemble`` (``GROUP_SIZE`` by default); the seeds
+        are split into as few groups as that allows, of nearly equal sizes.
+    device : str or torch.device
+
+    Returns
+    -------
+    TrainedEnsemble
+    """
+    if not isinstance(task, Task):
+        raise TypeError(f"task must be a Task (from make_task), got {describe(task)}")
+    steps = check_int("steps", steps, minimum=1)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    lr = check_real("lr", lr, positive=True)
+    max_norm = check_real("max_norm", max_norm, positive=True)
+    evaluations = check_int("evaluations", evaluations, minimum=1)
+    group_size = check_int("group_size", group_size, minimum=1)
+    seeds = list(seeds)
+    if not seeds:
+        raise ValueError("seeds must hold at least one seed (one network per seed)")
+    if training_sets is not None and len(training_sets) != len(seeds):
+        raise ValueError(f"training_sets must hold one set per seed ({len(seeds)}), "
+                         f"got {len(training_sets)}")
+    device = torch.device(device)
+    start = time.process_time()
+    checkpoints = sorted({max(1, round(steps * (j + 1) / evaluations))
+                          for j in range(evaluations)})
+    ensembles, scores = [], []
+    # As few groups as group_size allows, of sizes as equal as possible (5 -> 3 + 2).
+    groups = -(-len(seeds) // group_size)
+    bounds = [round(g * len(seeds) / groups) for g in range(groups + 1)]
+    for first, stop in zip(bounds[:-1], bounds[1:], strict=True):
+        group = seeds[first:stop]
+        ensemble = Ensemble(kind, group, task.input_size, hidden_size, task.output_size,
+                            forget_bias=forget_bias, update_bias=update_bias,
+                            per_step=task.per_step).to(device)
+        sets = None if training_sets is None else training_sets[first:stop]
+        scores.append(_train_group(ensemble, task, group, checkpoints, steps=steps,
+                                   batch_size=batch_size, lr=lr, max_norm=max_norm,
+                                   training_sets=sets, device=device))
+        ensembles.append(ensemble)
+    return TrainedEnsemble(ensembles=ensembles, steps=checkpoints,
+                           scores=np.concatenate(scores, axis=1),
+                           seconds=time.process_time() - start)
 
 
 # --------------------------------------------------------------------------------------
@@ -1229,7 +1419,9 @@ class Comparison:
     seconds : dict
         CPU time of each kind's training.
     settings : dict
-        The training settings (steps, batch size, learning rate, ...).
+        The training settings (steps, batch size, each kind's learning rate, ...).
+    runs : dict
+        ``runs[kind]``: the ``TrainedEnsemble`` (the trained networks themselves).
     """
 
     task: Task
@@ -1240,7 +1432,7 @@ class Comparison:
     scores: dict[str, np.ndarray]
     seconds: dict[str, float]
     settings: dict[str, Any]
-    ensembles: dict[str, Ensemble] = field(default_factory=dict, repr=False)
+    runs: dict[str, TrainedEnsemble] = field(default_factory=dict, repr=False)
 
     @property
     def kinds(self) -> list[str]:
@@ -1251,17 +1443,41 @@ class Comparison:
         """The final test score of every seed of ``kind``, shape (seeds,)."""
         return self.scores[kind][-1]
 
+    @property
+    def ensembles(self) -> dict[str, Ensemble]:  # TEMPORARY, until the chapter uses runs
+        return {kind: run.ensembles[0] for kind, run in self.runs.items()}
+
+
+def _per_kind(name: str, value: Any, kinds: Sequence[str], *, positive: bool = False,
+              optional: bool = False) -> dict[str, Any]:
+    """One value for every kind: ``value`` itself, or ``value[kind]`` from a mapping."""
+    if isinstance(value, Mapping):
+        missing = [kind for kind in kinds if kind not in value]
+        if missing:
+            raise ValueError(f"{name} must give a value for every kind {list(kinds)}, "
+                             f"got {dict(value)!r} (missing {missing})")
+        values = {kind: value[kind] for kind in kinds}
+    else:
+        values = dict.fromkeys(kinds, value)
+    return {kind: (None if optional and v is None else check_real(f"{name}[{kind!r}]", v,
+                                                                  positive=positive))
+            for kind, v in values.items()}
+
 
 def compare(task: Task, *, lstm_hidden_size: int = 16, kinds: Iterable[str] = KINDS,
             seeds: Iterable[int] = (0, 1, 2), steps: int = 300, batch_size: int = 64,
-            lr: float = 0.02, max_norm: float = 1.0, forget_bias: float | None = 1.0,
-            evaluations: int = 6, device: Any = "cpu") -> Comparison:
+            lr: float | Mapping[str, float] = 0.02, max_norm: float = 1.0,
+            forget_bias: float | None = 1.0, update_bias: float | None = None,
+            evaluations: int = 6, group_size: int = GROUP_SIZE,
+            device: Any = "cpu") -> Comparison:
     """Train every kind on ``task`` with the parameters of an LSTM of ``lstm_hidden_size``.
 
     The hidden sizes come from ``matched_hidden_sizes`` (model = layer + linear read-out);
     every kind trains for the same ``steps`` from the same ``seeds`` with the same
     settings (``train_ensemble``), the seed fixing both the initial weights and the
-    batches.
+    batches. ``lr`` is one learning rate for all, or a mapping ``{kind: rate}`` (each kind
+    with its own tuned rate); ``forget_bias`` applies to the LSTM and ``update_bias`` to the
+    GRU (give both the same value for the same treatment of the gate that keeps the state).
 
     Returns
     -------
@@ -1273,22 +1489,25 @@ def compare(task: Task, *, lstm_hidden_size: int = 16, kinds: Iterable[str] = KI
     seeds = tuple(check_int("seed", seed, minimum=0) for seed in seeds)
     if not kinds or not seeds:
         raise ValueError(f"kinds and seeds must not be empty, got {kinds} and {seeds}")
+    rates = _per_kind("lr", lr, kinds, positive=True)
     sizes = matched_hidden_sizes(task.input_size, task.output_size, lstm_hidden_size,
                                  kinds=kinds)
-    settings = {"steps": steps, "batch_size": batch_size, "lr": lr, "max_norm": max_norm,
-                "forget_bias": forget_bias, "lstm_hidden_size": lstm_hidden_size}
-    scores, seconds, ensembles, checkpoints = {}, {}, {}, []
+    settings = {"steps": steps, "batch_size": batch_size, "lr": rates, "max_norm": max_norm,
+                "forget_bias": forget_bias, "update_bias": update_bias,
+                "lstm_hidden_size": lstm_hidden_size}
+    scores, seconds, runs, checkpoints = {}, {}, {}, []
     for kind in kinds:
         run = train_ensemble(kind, task, sizes[kind], seeds, steps=steps,
-                             batch_size=batch_size, lr=lr, max_norm=max_norm,
-                             forget_bias=forget_bias, evaluations=evaluations, device=device)
-        scores[kind], seconds[kind], ensembles[kind] = run.scores, run.seconds, run.ensemble
+                             batch_size=batch_size, lr=rates[kind], max_norm=max_norm,
+                             forget_bias=forget_bias, update_bias=update_bias,
+                             evaluations=evaluations, group_size=group_size, device=device)
+        scores[kind], seconds[kind], runs[kind] = run.scores, run.seconds, run
         checkpoints = run.steps
     parameters = {kind: model_parameter_count(kind, task.input_size, sizes[kind],
                                               task.output_size) for kind in kinds}
     return Comparison(task=task, seeds=seeds, hidden_sizes=sizes, parameters=parameters,
                       steps=checkpoints, scores=scores, seconds=seconds, settings=settings,
-                      ensembles=ensembles)
+                      runs=runs)
 
 
 def verdict(first: Sequence[float], second: Sequence[float], *, solved: float,
@@ -1330,6 +1549,94 @@ def verdict(first: Sequence[float], second: Sequence[float], *, solved: float,
 
 
 @dataclass
+class Tuning:
+    """A learning-rate sweep scored on validation data (``tune_learning_rates``).
+
+    Attributes
+    ----------
+    task : Task
+    rates : tuple of float
+        The learning rates tried.
+    seeds : tuple of int
+    losses, scores : dict
+        ``losses[kind]`` and ``scores[kind]``, shape (len(rates), len(seeds)): the
+        validation loss and score of every seed after training with each rate.
+    chosen : dict
+        ``chosen[kind]``: the rate with the smallest mean validation loss.
+    """
+
+    task: Task
+    rates: tuple[float, ...]
+    seeds: tuple[int, ...]
+    losses: dict[str, np.ndarray]
+    scores: dict[str, np.ndarray]
+    chosen: dict[str, float]
+
+
+def _choose_rate(rates: Sequence[float], losses: np.ndarray) -> float:
+    """The rate whose row of ``losses`` (rates, seeds) has the smallest mean.
+
+    A non-finite loss (a diverged run) counts as infinite, so its rate ranks last; ties go
+    to the earlier rate.
+    """
+    finite = np.where(np.isfinite(losses), losses, np.inf)
+    return rates[int(np.argmin(finite.mean(axis=1)))]
+
+
+def tune_learning_rates(task: Task, validation: tuple[Any, Any, Any],
+                        rates: Iterable[float] = (0.003, 0.01, 0.03), *,
+                        kinds: Iterable[str] = KINDS, seeds: Iterable[int] = (0, 1, 2),
+                        lstm_hidden_size: int = 16, **settings: Any) -> Tuning:
+    """Give every kind the same tuning effort: try each learning rate, keep the best on validation.
+
+    Every kind trains at an equal parameter count (``compare``) once per rate in ``rates``,
+    from every seed, and is scored on ``validation``, data that no network trains on and
+    that is not the test set. The chosen rate of a kind is the one with the smallest mean
+    validation loss over the seeds: the mean, so that a rate that trains well on most seeds
+    but collapses on some pays for its failures (a run with an infinite or undefined loss
+    rules its rate out, unless every rate has one).
+
+    Parameters
+    ----------
+    task : Task
+    validation : (inputs, targets, mask)
+        Validation data in the form of ``task.test()``, e.g.
+        ``make_task(name, length, test_seed=another_seed).test()``.
+    rates : iterable of float
+        Learning rates to try, the same for every kind.
+    kinds, seeds, lstm_hidden_size
+        As for ``compare``.
+    **settings
+        Passed to ``compare`` (steps, batch_size, max_norm, forget_bias, update_bias,
+        group_size, device); ``lr`` is set by the sweep.
+
+    Returns
+    -------
+    Tuning
+    """
+    if not isinstance(task, Task):
+        raise TypeError(f"task must be a Task (from make_task), got {describe(task)}")
+    if "lr" in settings:
+        raise TypeError("tune_learning_rates sets lr itself; pass the candidates as rates")
+    rates = tuple(check_real("rates[i]", rate, positive=True) for rate in rates)
+    kinds = [_check_kind(kind) for kind in kinds]
+    seeds = tuple(check_int("seed", seed, minimum=0) for seed in seeds)
+    if not rates or not kinds or not seeds:
+        raise ValueError(f"rates, kinds and seeds must not be empty, got {rates}, {kinds} "
+                         f"and {seeds}")
+    losses = {kind: np.empty((len(rates), len(seeds))) for kind in kinds}
+    scores = {kind: np.empty((len(rates), len(seeds))) for kind in kinds}
+    for i, rate in enumerate(rates):
+        comparison = compare(task, lstm_hidden_size=lstm_hidden_size, kinds=kinds, seeds=seeds,
+                             lr=rate, evaluations=1, **settings)
+        for kind in kinds:
+            scores[kind][i], losses[kind][i] = comparison.runs[kind].evaluate(task, validation)
+    chosen = {kind: _choose_rate(rates, losses[kind]) for kind in kinds}
+    return Tuning(task=task, rates=rates, seeds=seeds, losses=losses, scores=scores,
+                  chosen=chosen)
+
+
+@dataclass
 class SweepResult:
     """Scores over training-set sizes (``data_size_sweep``).
 
@@ -1361,16 +1668,17 @@ class SweepResult:
 def data_size_sweep(task: Task, sizes: Iterable[int], *, lstm_hidden_size: int = 16,
                     match: str = "parameters",
                     kinds: Iterable[str] = ("LSTM", "GRU"), seeds: Iterable[int] = (0, 1, 2),
-                    steps: int = 300, batch_size: int = 64, lr: float = 0.02,
-                    max_norm: float = 1.0, forget_bias: float | None = 1.0,
-                    device: Any = "cpu") -> SweepResult:
+                    steps: int = 300, batch_size: int = 64,
+                    lr: float | Mapping[str, float] = 0.02, max_norm: float = 1.0,
+                    forget_bias: float | None = 1.0, update_bias: float | None = None,
+                    group_size: int = GROUP_SIZE, device: Any = "cpu") -> SweepResult:
     """Train on fixed training sets of several sizes and score on the same large test set.
 
     For every seed one training set of max(sizes) sequences is drawn from
     ``default_rng([seed, 2])``; the smaller sets are its first N sequences, so the sets of
-    one seed are nested. Every (size, seed) pair is one network, and all networks of one
-    kind train side by side in one ``Ensemble`` for the same number of steps, each sampling
-    its batches from its own set.
+    one seed are nested. Every (size, seed) pair is one network, and the networks of one
+    kind train side by side (``train_ensemble``) for the same number of steps, each
+    sampling its batches from its own set.
 
     Parameters
     ----------
@@ -1383,7 +1691,7 @@ def data_size_sweep(task: Task, sizes: Iterable[int], *, lstm_hidden_size: int =
         ``"parameters"``: every kind gets the LSTM's parameter count, as in ``compare``;
         ``"hidden_size"``: every kind gets H = ``lstm_hidden_size`` (a GRU then has 3/4 of
         the LSTM's recurrent parameters, the setting of the "GRU for small data" advice).
-    kinds, seeds, steps, batch_size, lr, max_norm, forget_bias, device
+    kinds, seeds, steps, batch_size, lr, max_norm, forget_bias, update_bias, group_size, device
         As for ``compare``.
 
     Returns
@@ -1413,6 +1721,7 @@ def data_size_sweep(task: Task, sizes: Iterable[int], *, lstm_hidden_size: int =
                                   first(targets, size, 1 if task.per_step else 0),
                                   first(mask, size, 1)))
     check_choice("match", match, ("parameters", "hidden_size"))
+    rates = _per_kind("lr", lr, kinds, positive=True)
     if match == "parameters":
         hidden = matched_hidden_sizes(task.input_size, task.output_size, lstm_hidden_size,
                                       kinds=kinds)
@@ -1422,9 +1731,10 @@ def data_size_sweep(task: Task, sizes: Iterable[int], *, lstm_hidden_size: int =
     scores, seconds = {}, {}
     for kind in kinds:
         run = train_ensemble(kind, task, hidden[kind], members, steps=steps,
-                             batch_size=batch_size, lr=lr, max_norm=max_norm,
-                             forget_bias=forget_bias, evaluations=1,
-                             training_sets=training_sets, device=device)
+                             batch_size=batch_size, lr=rates[kind], max_norm=max_norm,
+                             forget_bias=forget_bias, update_bias=update_bias, evaluations=1,
+                             training_sets=training_sets, group_size=group_size,
+                             device=device)
         scores[kind] = run.final.reshape(len(sizes), len(seeds))
         seconds[kind] = run.seconds
     parameters = {kind: model_parameter_count(kind, task.input_size, hidden[kind],
@@ -1447,16 +1757,36 @@ def explore(task_name: str, length: int, lstm_hidden_size: int, *, steps: int = 
     """The explorer's callback: ``compare`` on ``make_task(task_name, length)``.
 
     A pure function of its arguments (same arguments, same numbers), so the live widget
-    and the tests see the same thing.
+    and the tests see the same thing. Both gated layers start with the gate that keeps the
+    state opened by a bias of 1 (``forget_bias`` and ``update_bias``), unless ``settings``
+    say otherwise; every kind gets the same learning rate (``compare``'s ``lr``).
     """
     task = make_task(task_name, length)
+    settings = {"forget_bias": 1.0, "update_bias": 1.0} | settings
     return compare(task, lstm_hidden_size=lstm_hidden_size, kinds=kinds, seeds=seeds,
                    steps=steps, **settings)
 
 
+def score_floor(task: Task) -> float:
+    """The lowest score the figures draw: as far below the no-memory score as solving is above.
+
+    A run below it is far worse than a network without memory (for the adding problem,
+    variance explained below -0.9: a mean squared error almost twice the baseline's), which
+    happens when training diverges. Drawing it to scale would squash every other curve, so
+    ``draw_comparison`` draws it at this floor with a marker instead.
+    """
+    if not isinstance(task, Task):
+        raise TypeError(f"task must be a Task (from make_task), got {describe(task)}")
+    return task.chance - (task.solved - task.chance)
+
+
 def draw_comparison(ax: Any, comparison: Comparison, *, legend: bool = True,
                     title: bool = True) -> Any:
-    """Learning curves of one comparison: every seed thin, the mean thick, chance dotted.
+    """Learning curves of one comparison: every seed thin, the median thick, chance dotted.
+
+    A score below ``score_floor(task)`` (a diverged run) is drawn at the floor, with a
+    downward triangle at each such evaluation, so that it stays visible without squashing
+    the other curves; the axis then ends just below the floor.
 
     Parameters
     ----------
@@ -1472,16 +1802,29 @@ def draw_comparison(ax: Any, comparison: Comparison, *, legend: bool = True,
         raise TypeError(f"comparison must be a Comparison (from compare), "
                         f"got {describe(comparison)}")
     steps = np.asarray(comparison.steps)
+    task = comparison.task
+    floor = score_floor(task)
+    clipped = False
     for kind, scores in comparison.scores.items():
         color = KIND_COLORS[kind]
-        ax.plot(steps, scores, color=color, linewidth=0.7, alpha=0.45)
-        ax.plot(steps, scores.mean(axis=1), color=color, linewidth=2.0, marker="o",
+        below = ~(scores >= floor)  # NaN counts as below
+        shown = np.where(below, floor, scores)
+        ax.plot(steps, shown, color=color, linewidth=0.7, alpha=0.45)
+        if below.any():
+            clipped = True
+            rows, _ = np.nonzero(below)
+            ax.scatter(steps[rows], np.full(len(rows), floor), marker="v", s=22, color=color,
+                       zorder=3, clip_on=False)
+        ax.plot(steps, np.median(shown, axis=1), color=color, linewidth=2.0, marker="o",
                 markersize=3, label=f"{kind} (H = {comparison.hidden_sizes[kind]})")
-    task = comparison.task
     ax.axhline(task.chance, color="black", linestyle=":", linewidth=1.0, label="no memory")
     if task.name == "anbn":
         ax.axhline(task.length, color="black", linestyle="--", linewidth=0.8,
                    label="largest n trained on")
+    if clipped:
+        top = ax.get_ylim()[1]
+        ax.set_ylim(floor - 0.04 * (top - floor), top)
+        ax.scatter([], [], marker="v", color="black", label="below the axis (diverged)")
     ax.set_xlabel("training step")
     ax.set_ylabel(task.score_name)
     if title:
@@ -1509,15 +1852,22 @@ def comparison_small_multiples(comparisons: Sequence[Comparison], *, columns: in
     rows = math.ceil(len(comparisons) / columns)
     fig, axes = plt.subplots(rows, columns, squeeze=False,
                              figsize=(panel_size[0] * columns, panel_size[1] * rows))
+    clipped = False
     for index, ax in enumerate(axes.flat):
         if index >= len(comparisons):
             ax.axis("off")
             continue
-        draw_comparison(ax, comparisons[index], legend=False)
+        comparison = comparisons[index]
+        draw_comparison(ax, comparison, legend=False)
         ax.set_xlabel("step" if index >= len(comparisons) - columns else "")
+        floor = score_floor(comparison.task)
+        clipped |= any(bool((~(scores >= floor)).any()) for scores in comparison.scores.values())
     handles = [plt.Line2D([], [], color=KIND_COLORS[kind], linewidth=2, label=kind)
                for kind in comparisons[0].kinds]
     handles.append(plt.Line2D([], [], color="black", linestyle=":", label="no memory"))
+    if clipped:
+        handles.append(plt.Line2D([], [], color="black", marker="v", linestyle="none",
+                                  label="below the axis (diverged)"))
     fig.legend(handles=handles, loc="lower center", ncols=len(handles), fontsize=8,
                bbox_to_anchor=(0.5, -0.02))
     fig.tight_layout(rect=(0, 0.05, 1, 1))
