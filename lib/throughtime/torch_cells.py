@@ -622,18 +622,25 @@ def _as_function_of(states: Callable[..., Any], inputs: tuple[Any, ...],
     return run
 
 
+def _never(value: Any) -> bool:
+    return False
+
+
+# torch's tests for the tensors that vmap and torch.func wrap (private, hence the defaults).
+_is_wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", _never)
+_is_legacy_batched = getattr(torch._C._functorch, "is_legacy_batchedtensor", _never)
+
+
 def _hand_derived_backward_applies(*grads: Tensor | None) -> bool:
     """Whether the in-place hand-derived BPTT can compute these gradients (see above)."""
     if torch.is_grad_enabled():  # create_graph=True, or a torch.func transform
         return False
-    functorch = torch._C._functorch
-    return not any(grad is not None and (functorch.is_functorch_wrapped_tensor(grad)
-                                         or functorch.is_legacy_batchedtensor(grad))
+    return not any(grad is not None and (_is_wrapped(grad) or _is_legacy_batched(grad))
                    for grad in grads)
 
 
 def _is_functorch_tensor(value: Any) -> bool:
-    return isinstance(value, Tensor) and torch._C._functorch.is_functorch_wrapped_tensor(value)
+    return isinstance(value, Tensor) and _is_wrapped(value)
 
 
 def _gradients_by_autograd(ctx: Any, states: Callable[..., Any], inputs: tuple[Any, ...],
