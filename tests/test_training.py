@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import math
 import os
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -17,7 +20,6 @@ from throughtime.training import (
     LastStateRNN,
     StepHistory,
     choose_device,
-    deterministic_torch,
     fit,
     seed_everything,
     train_steps,
@@ -429,15 +431,21 @@ def test_train_steps_rejects_bad_arguments(kwargs, error, message):
 
 
 def test_deterministic_torch_sets_the_flags():
-    previous = (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic,
-                torch.are_deterministic_algorithms_enabled(),
-                torch.is_deterministic_algorithms_warn_only_enabled())
-    try:
+    # In a fresh interpreter: PyTorch's own test harness, which other test modules import,
+    # freezes the cuDNN flags for the rest of its process (torch.backends.disable_global_flags).
+    program = textwrap.dedent("""
+        import os
+        import torch
+        from throughtime.training import deterministic_torch
+        assert not torch.are_deterministic_algorithms_enabled()
         deterministic_torch()
         assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
         assert torch.are_deterministic_algorithms_enabled()
         assert torch.is_deterministic_algorithms_warn_only_enabled()
         assert "CUBLAS_WORKSPACE_CONFIG" in os.environ
-    finally:
-        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = previous[:2]
-        torch.use_deterministic_algorithms(previous[2], warn_only=previous[3])
+        print("flags set")
+    """)
+    environment = {k: v for k, v in os.environ.items() if k != "CUBLAS_WORKSPACE_CONFIG"}
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                            env=environment, timeout=120)
+    assert result.returncode == 0 and "flags set" in result.stdout, result.stderr
