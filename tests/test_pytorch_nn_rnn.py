@@ -24,7 +24,12 @@ Other adaptations, each a change of harness and never of an assertion:
   available;
 - ``test_LSTM_differentiable_backward_using_oneDNN`` switches the library's
   implementation (the autograd loop, then the fast path) where the original switches
-  oneDNN off and on;
+  oneDNN off and on; it was written after the test of that name in recent PyTorch
+  releases and has not been compared line by line with a particular revision;
+- ``test_rnn_backward_to_input_but_not_parameters`` and
+  ``test_lstmcell_backward_only_one_output_grad`` (``onlyCUDA`` upstream) run on the CPU
+  too; ``_test_rnn_mod`` keeps upstream's gradcheck and gradgradcheck and leaves out its
+  CUDA-only part, which checks cuDNN's error message for double backward;
 - left out: tests of cuDNN's weight layout and of several GPUs (``test_cudnn_weight_*``,
   ``test_rnn_check_device``, ``test_partial_flat_weights``, ``test_RNN_cudnn_weight_norm``,
   ``test_rnn_fused``, ``test_pack_sequence_batch_sizes_throw``), and
@@ -764,12 +769,12 @@ class TestNNDeviceType(TestCase):
     def test_rnn_retain_variables(self, device, dtype):
         self._test_rnn_retain_variables(device, dtype)
 
-    @dtypes(torch.double)
-    def test_lstmcell_backward_only_one_output_grad(self, device, dtype):
+    # upstream: @onlyCUDA; run on the CPU as well
+    def test_lstmcell_backward_only_one_output_grad(self, device):
         # checks that undefined gradients doen't hamper the backward
         # see #11872
-        l = nn.LSTMCell(2, 3).to(device).to(dtype=dtype)
-        s = torch.randn(1, 2, device=device, dtype=dtype, requires_grad=True)
+        l = nn.LSTMCell(2, 3).to(device).double()
+        s = torch.randn(1, 2, device=device, dtype=torch.double, requires_grad=True)
         for i in range(2):
             out = l(s)[i]
             out.sum().backward()
@@ -784,20 +789,19 @@ class TestNNDeviceType(TestCase):
             gradcheck(gradcheckfunc, inp, check_batched_grad=False)
             gradgradcheck(gradcheckfunc, inp, check_batched_grad=False)
 
-    @dtypes(torch.double)
-    def test_LSTM_grad_and_gradgrad(self, device, dtype):
+    # upstream's @skipMeta is left out: the meta device is not among this file's devices
+    def test_LSTM_grad_and_gradgrad(self, device):
         hsize = 4
-        inp = torch.rand(1, 3, hsize, device=device, dtype=dtype, requires_grad=True)
+        inp = torch.rand(1, 3, hsize, device=device, dtype=torch.float64, requires_grad=True)
         for bias in [True, False]:
-            mod = nn.LSTM(hsize, hsize, bias=bias).to(device).to(dtype)
+            mod = nn.LSTM(hsize, hsize, bias=bias).to(device).to(torch.float64)
             self._test_rnn_mod(mod, inp)
 
-    @dtypes(torch.double)
-    def test_GRU_grad_and_gradgrad(self, device, dtype):
+    def test_GRU_grad_and_gradgrad(self, device):
         hsize = 4
-        inp = torch.rand(1, 3, hsize, device=device, dtype=dtype, requires_grad=True)
+        inp = torch.rand(1, 3, hsize, device=device, dtype=torch.float64, requires_grad=True)
         for bias in [True, False]:
-            mod = nn.GRU(hsize, hsize, bias=bias).to(device).to(dtype)
+            mod = nn.GRU(hsize, hsize, bias=bias).to(device).to(torch.float64)
             self._test_rnn_mod(mod, inp)
 
     @onlyCPU
@@ -924,6 +928,7 @@ class TestNNDeviceType(TestCase):
 
 class TestAutogradDeviceType(TestCase):
 
+    # upstream: @onlyCUDA; run on the CPU as well
     def test_rnn_backward_to_input_but_not_parameters(self, device):
         # this checks whether it is possible to not require
         # weight parameters, but require inputs, see #7722
