@@ -1007,6 +1007,7 @@ class Ensemble(nn.Module):
                     self.get_parameter(name)[self._block_index(name, k)] = value
         # owner[name]: which network each entry belongs to, ``members`` for none.
         self._owners = {name: self._owner(name) for name, _ in self.named_parameters()}
+        self._between: dict[torch.device, torch.Tensor] = {}  # (1, K, 1, K, 1): j != k
 
     # -- construction -------------------------------------------------------------------
 
@@ -1134,9 +1135,12 @@ class Ensemble(nn.Module):
             gates, rows, columns, members = self._blocks(name)
             if parameter.grad is None or not columns:
                 continue  # a bias vector has no entries between networks
-            outside = ~torch.eye(members, dtype=torch.bool, device=parameter.device)
+            outside = self._between.get(parameter.device)
+            if outside is None:
+                eye = torch.eye(members, dtype=torch.bool, device=parameter.device)
+                outside = self._between[parameter.device] = ~eye[None, :, None, :, None]
             grid = parameter.grad.view(gates, members, rows, members, columns)
-            grid.masked_fill_(outside[None, :, None, :, None], 0.0)
+            grid.masked_fill_(outside, 0.0)
 
     def clip_per_network(self, max_norm: float) -> torch.Tensor:
         """Clip each network's gradient by its own global norm, like ``clip_grad_norm_``.
@@ -1268,18 +1272,44 @@ def _stack_targets(parts: Sequence[Any]) -> Any:
     return None if parts[0] is None else torch.stack(list(parts), dim=-1)
 
 
-def _train_group(ensemble: Ensemble, task: Task, seeds: Sequence[int], checkpoints: list[int],
-                 *, steps: int, batch_size: int, lr: float, max_norm: float,
-                 training_sets: Sequence[Any] | None, device: torch.device) -> np.ndarray:
-    """Train one ``Ensemble`` in place; return its test scores at ``checkpoints`` (C, K)."""
-    optimizer = torch.optim.Adam(ensemble.parameters(), lr=lr)
+def _groups(count: int, group_size: int) -> list[tuple[int, int]]:
+    """As few (start, stop) ranges of at most ``group_size`` as cover ``count``, nearly equal."""
+    groups = -(-count // group_size)
+    bounds = [round(g * count / groups) for g in range(groups + 1)]
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
+
+
+def _train_kinds(kinds: Mapping[str, int], task: Task, seeds: Sequence[int], *, steps: int,
+                 batch_size: int, lr: Mapping[str, float], max_norm: float,
+                 forget_bias: float | None, update_bias: float | None, evaluations: int,
+                 training_sets: Sequence[Any] | None, group_size: int,
+                 device: torch.device) -> dict[str, TrainedEnsemble]:
+    """Train every kind of ``kinds`` ({kind: H}) in step, sharing each step's batches.
+
+    Network k of every kind draws its batches from ``default_rng([seeds[k], 1])``, so the
+    kinds see the same batches; drawing them once per step for all kinds changes nothing in
+    what each network computes.
+    """
+    checkpoints = sorted({max(1, round(steps * (j + 1) / evaluations))
+                          for j in range(evaluations)})
+    groups = _groups(len(seeds), group_size)
     generators = [np.random.default_rng([seed, 1]) for seed in seeds]
     test_inputs, test_targets, test_mask = (_to(part, device) for part in task.test())
-    test_inputs = ensemble.stack_inputs(test_inputs)
-    test_targets, test_mask = (None if part is None else
-                               part.unsqueeze(-1).expand(*part.shape, len(seeds))
-                               for part in (test_targets, test_mask))
-    scores = []
+    runs: dict[str, dict[str, Any]] = {}
+    for kind, hidden_size in kinds.items():
+        members = []
+        for first, stop in groups:
+            ensemble = Ensemble(kind, seeds[first:stop], task.input_size, hidden_size,
+                                task.output_size, forget_bias=forget_bias,
+                                update_bias=update_bias, per_step=task.per_step).to(device)
+            members.append((ensemble, torch.optim.Adam(ensemble.parameters(), lr=lr[kind])))
+        runs[kind] = {"members": members, "scores": [], "seconds": 0.0}
+    tests = []
+    for first, stop in groups:
+        count = stop - first
+        tests.append((test_inputs.repeat(1, 1, count),
+                      *(None if part is None else part.unsqueeze(-1).expand(*part.shape, count)
+                        for part in (test_targets, test_mask))))
 
     def draw(k: int) -> tuple[Any, Any, Any]:
         if training_sets is None:
@@ -1291,23 +1321,38 @@ def _train_group(ensemble: Ensemble, task: Task, seeds: Sequence[int], checkpoin
                 None if mask is None else mask[:, rows])
 
     for step in range(1, steps + 1):
+        started = time.process_time()
         parts = [draw(k) for k in range(len(seeds))]
-        inputs = ensemble.stack_inputs([part[0] for part in parts]).to(device)
-        targets = _to(_stack_targets([part[1] for part in parts]), device)
-        mask = _to(_stack_targets([part[2] for part in parts]), device)
-        optimizer.zero_grad()
-        outputs = ensemble(inputs)
-        task.loss(outputs, targets, mask).sum().backward()
-        ensemble.mask_gradients()
-        ensemble.clip_per_network(max_norm)
-        optimizer.step()
-        if step in checkpoints:
-            ensemble.eval()
-            with torch.no_grad():
-                scores.append(task.score(ensemble(test_inputs), test_targets, test_mask))
-            ensemble.train()
-    ensemble.eval()
-    return np.array(scores)
+        batches = []
+        for first, stop in groups:
+            group = parts[first:stop]
+            batches.append((torch.cat([part[0] for part in group], dim=-1).to(device),
+                            _to(_stack_targets([part[1] for part in group]), device),
+                            _to(_stack_targets([part[2] for part in group]), device)))
+        shared = (time.process_time() - started) / len(runs)  # the drawing, split evenly
+        for run in runs.values():
+            started = time.process_time()
+            for (ensemble, optimizer), (inputs, targets, mask) in zip(run["members"], batches,
+                                                                      strict=True):
+                optimizer.zero_grad()
+                task.loss(ensemble(inputs), targets, mask).sum().backward()
+                ensemble.mask_gradients()
+                ensemble.clip_per_network(max_norm)
+                optimizer.step()
+            if step in checkpoints:
+                row = []
+                for (ensemble, _), (inputs, targets, mask) in zip(run["members"], tests,
+                                                                  strict=True):
+                    ensemble.eval()
+                    with torch.no_grad():
+                        row.append(task.score(ensemble(inputs), targets, mask))
+                    ensemble.train()
+                run["scores"].append(np.concatenate(row))
+            run["seconds"] += time.process_time() - started + shared
+    return {kind: TrainedEnsemble(ensembles=[ensemble.eval() for ensemble, _ in run["members"]],
+                                  steps=checkpoints, scores=np.array(run["scores"]),
+                                  seconds=run["seconds"])
+            for kind, run in runs.items()}
 
 
 def train_ensemble(kind: str, task: Task, hidden_size: int, seeds: Sequence[int], *,
@@ -1358,11 +1403,26 @@ def train_ensemble(kind: str, task: Task, hidden_size: int, seeds: Sequence[int]
     -------
     TrainedEnsemble
     """
+    _check_kind(kind)
+    hidden_size = check_int("hidden_size", hidden_size, minimum=1)
+    return _train_checked({kind: hidden_size}, task, seeds, steps=steps, batch_size=batch_size,
+                          lr={kind: lr}, max_norm=max_norm, forget_bias=forget_bias,
+                          update_bias=update_bias, evaluations=evaluations,
+                          training_sets=training_sets, group_size=group_size,
+                          device=device)[kind]
+
+
+def _train_checked(kinds: Mapping[str, int], task: Task, seeds: Sequence[int], *, steps: int,
+                   batch_size: int, lr: Mapping[str, float], max_norm: float,
+                   forget_bias: float | None, update_bias: float | None, evaluations: int,
+                   training_sets: Sequence[Any] | None, group_size: int,
+                   device: Any) -> dict[str, TrainedEnsemble]:
+    """``_train_kinds`` after checking the arguments shared by every caller."""
     if not isinstance(task, Task):
         raise TypeError(f"task must be a Task (from make_task), got {describe(task)}")
     steps = check_int("steps", steps, minimum=1)
     batch_size = check_int("batch_size", batch_size, minimum=1)
-    lr = check_real("lr", lr, positive=True)
+    lr = {kind: check_real("lr", rate, positive=True) for kind, rate in lr.items()}
     max_norm = check_real("max_norm", max_norm, positive=True)
     evaluations = check_int("evaluations", evaluations, minimum=1)
     group_size = check_int("group_size", group_size, minimum=1)
@@ -1372,27 +1432,10 @@ def train_ensemble(kind: str, task: Task, hidden_size: int, seeds: Sequence[int]
     if training_sets is not None and len(training_sets) != len(seeds):
         raise ValueError(f"training_sets must hold one set per seed ({len(seeds)}), "
                          f"got {len(training_sets)}")
-    device = torch.device(device)
-    start = time.process_time()
-    checkpoints = sorted({max(1, round(steps * (j + 1) / evaluations))
-                          for j in range(evaluations)})
-    ensembles, scores = [], []
-    # As few groups as group_size allows, of sizes as equal as possible (5 -> 3 + 2).
-    groups = -(-len(seeds) // group_size)
-    bounds = [round(g * len(seeds) / groups) for g in range(groups + 1)]
-    for first, stop in zip(bounds[:-1], bounds[1:], strict=True):
-        group = seeds[first:stop]
-        ensemble = Ensemble(kind, group, task.input_size, hidden_size, task.output_size,
-                            forget_bias=forget_bias, update_bias=update_bias,
-                            per_step=task.per_step).to(device)
-        sets = None if training_sets is None else training_sets[first:stop]
-        scores.append(_train_group(ensemble, task, group, checkpoints, steps=steps,
-                                   batch_size=batch_size, lr=lr, max_norm=max_norm,
-                                   training_sets=sets, device=device))
-        ensembles.append(ensemble)
-    return TrainedEnsemble(ensembles=ensembles, steps=checkpoints,
-                           scores=np.concatenate(scores, axis=1),
-                           seconds=time.process_time() - start)
+    return _train_kinds(kinds, task, seeds, steps=steps, batch_size=batch_size, lr=lr,
+                        max_norm=max_norm, forget_bias=forget_bias, update_bias=update_bias,
+                        evaluations=evaluations, training_sets=training_sets,
+                        group_size=group_size, device=torch.device(device))
 
 
 # --------------------------------------------------------------------------------------
@@ -1495,14 +1538,13 @@ def compare(task: Task, *, lstm_hidden_size: int = 16, kinds: Iterable[str] = KI
     settings = {"steps": steps, "batch_size": batch_size, "lr": rates, "max_norm": max_norm,
                 "forget_bias": forget_bias, "update_bias": update_bias,
                 "lstm_hidden_size": lstm_hidden_size}
-    scores, seconds, runs, checkpoints = {}, {}, {}, []
-    for kind in kinds:
-        run = train_ensemble(kind, task, sizes[kind], seeds, steps=steps,
-                             batch_size=batch_size, lr=rates[kind], max_norm=max_norm,
-                             forget_bias=forget_bias, update_bias=update_bias,
-                             evaluations=evaluations, group_size=group_size, device=device)
-        scores[kind], seconds[kind], runs[kind] = run.scores, run.seconds, run
-        checkpoints = run.steps
+    runs = _train_checked(sizes, task, seeds, steps=steps, batch_size=batch_size, lr=rates,
+                          max_norm=max_norm, forget_bias=forget_bias, update_bias=update_bias,
+                          evaluations=evaluations, training_sets=None, group_size=group_size,
+                          device=device)
+    scores = {kind: run.scores for kind, run in runs.items()}
+    seconds = {kind: run.seconds for kind, run in runs.items()}
+    checkpoints = runs[kinds[0]].steps
     parameters = {kind: model_parameter_count(kind, task.input_size, sizes[kind],
                                               task.output_size) for kind in kinds}
     return Comparison(task=task, seeds=seeds, hidden_sizes=sizes, parameters=parameters,
@@ -1728,15 +1770,12 @@ def data_size_sweep(task: Task, sizes: Iterable[int], *, lstm_hidden_size: int =
     else:
         hidden = {kind: check_int("lstm_hidden_size", lstm_hidden_size, minimum=1)
                   for kind in kinds}
-    scores, seconds = {}, {}
-    for kind in kinds:
-        run = train_ensemble(kind, task, hidden[kind], members, steps=steps,
-                             batch_size=batch_size, lr=rates[kind], max_norm=max_norm,
-                             forget_bias=forget_bias, update_bias=update_bias, evaluations=1,
-                             training_sets=training_sets, group_size=group_size,
-                             device=device)
-        scores[kind] = run.final.reshape(len(sizes), len(seeds))
-        seconds[kind] = run.seconds
+    runs = _train_checked(hidden, task, members, steps=steps, batch_size=batch_size,
+                          lr=rates, max_norm=max_norm, forget_bias=forget_bias,
+                          update_bias=update_bias, evaluations=1, training_sets=training_sets,
+                          group_size=group_size, device=device)
+    scores = {kind: run.final.reshape(len(sizes), len(seeds)) for kind, run in runs.items()}
+    seconds = {kind: run.seconds for kind, run in runs.items()}
     parameters = {kind: model_parameter_count(kind, task.input_size, hidden[kind],
                                               task.output_size) for kind in kinds}
     return SweepResult(task=task, sizes=sizes, seeds=seeds, hidden_sizes=hidden,
