@@ -54,7 +54,7 @@ def glue(name: str, value: Any, display: bool = False) -> None:
 
     Plain Python numbers are stored (numpy and torch scalars are converted), so the
     website prints them with a format such as ``{glue:text}`name:.3f```. The value is kept
-    in :data:`glued`; nothing is returned, so a notebook cell that ends with a ``glue`` call
+    in ``book.glued``; nothing is returned, so a notebook cell that ends with a ``glue`` call
     prints no stray ``Out[n]``.
     """
     if not isinstance(name, str) or not name.isidentifier():
@@ -128,6 +128,10 @@ def _format_found(found: Any) -> str:
 def claim(holds: Any, statement: str, *, found: Any = None) -> bool:
     """Check a statement that the chapter's text makes; return whether it holds.
 
+    In strict mode (``THROUGHTIME_STRICT=1``: the book build, nbval, CI) a statement that
+    does not hold raises :class:`ClaimFailed`. Otherwise it prints a notice and returns
+    ``False``, and the chapter goes on.
+
     Parameters
     ----------
     holds : bool
@@ -139,9 +143,11 @@ def claim(holds: Any, statement: str, *, found: Any = None) -> bool:
         What this run measured (a number, an array, a dict of named values): printed in the
         notice or the error, so the reader sees how far from the statement the run landed.
 
-    In strict mode (``THROUGHTIME_STRICT=1``: the book build, nbval, CI) a statement that
-    does not hold raises :class:`ClaimFailed`. Otherwise it prints a notice and returns
-    ``False``, and the chapter goes on. Returns ``True`` when the statement holds.
+    Returns
+    -------
+    bool
+        ``True`` when the statement holds; ``False`` (after the notice) when it does not
+        and strict mode is off.
     """
     if not isinstance(statement, str) or not statement.strip():
         raise TypeError(f"statement must be a non-empty string, got {statement!r}")

@@ -243,7 +243,7 @@ def memory_unit(recording: Mapping[str, np.ndarray], marked: np.ndarray) -> dict
     with s the first and e the last marked step of a sequence, and the memory unit is the
     unit with the largest kept share. For that unit the result reports its input gate at and
     away from the marks, its forget gate strictly between the first and the last mark, and
-    how much its cell state changes in one step, |c_t - c_{t-1}| (with c_0 = 0), at and away
+    how much its cell state changes in one step, ``|c_t - c_{t-1}|`` (with c_0 = 0), at and away
     from the marks.
 
     Parameters
@@ -261,7 +261,7 @@ def memory_unit(recording: Mapping[str, np.ndarray], marked: np.ndarray) -> dict
         ``"response"`` (H,), every unit's mean input gate at the marks minus its mean
         elsewhere, and for the memory unit ``"input_marked"``, ``"input_unmarked"``,
         ``"forget_between"`` (mean), ``"forget_between_min"``, ``"change_marked"``,
-        ``"change_unmarked"`` (means of |c_t - c_{t-1}|); ``"forget_all"`` is the mean forget
+        ``"change_unmarked"`` (means of ``|c_t - c_{t-1}|``); ``"forget_all"`` is the mean forget
         gate over every unit, step and sequence. The between-marks entries are NaN when no
         sequence has a step between its first and last mark.
     """

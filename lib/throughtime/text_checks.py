@@ -280,7 +280,7 @@ def check_next_char_probabilities(next_char_probabilities: Callable) -> None:
 
     Raises
     ------
-    CheckFailed
+    throughtime.checks.CheckFailed
         When the probabilities are wrong (with the likely mistake), not finite, of the
         wrong shape or dtype, an input was changed in place, or the function fails.
     """
@@ -297,7 +297,7 @@ def check_bits_and_perplexity(bits_and_perplexity: Callable) -> None:
 
     Raises
     ------
-    CheckFailed
+    throughtime.checks.CheckFailed
         When a number is wrong (with the likely mistake), not finite, an input was changed
         in place, or the function fails.
     """

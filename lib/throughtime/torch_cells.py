@@ -783,6 +783,7 @@ class RNNRecurrence(_Recurrence):
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
+        """Save what ``backward`` and forward-mode differentiation read."""
         input, h0, weight_ih, weight_hh, bias, nonlinearity = inputs
         ctx.nonlinearity, ctx.constants = nonlinearity, (nonlinearity,)
         ctx.save_for_backward(input, h0, weight_ih, weight_hh, bias, output)
@@ -916,6 +917,7 @@ class LSTMRecurrence(_Recurrence):
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
+        """Save what ``backward`` and forward-mode differentiation read."""
         input, h0, c0, weight_ih, weight_hh, bias, *rest = inputs
         weight_hr = rest[0] if rest else None
         h, c, gates, tanh_c = output
@@ -1075,6 +1077,7 @@ class GRURecurrence(_Recurrence):
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
+        """Save what ``backward`` and forward-mode differentiation read."""
         h, gates, u = output
         ctx.mark_non_differentiable(gates, u)
         ctx.set_materialize_grads(False)
