@@ -45,12 +45,13 @@ book: $(STAMP)
 notebooks: book
 	$(BIN)/python scripts/reader_notebooks.py --build _build --out _build/notebooks
 
-## make test: library tests, every notebook under nbval, the website build, the browser tests
+## make test: library tests, every notebook under nbval, the website build and its reader
+## notebooks, the browser tests of both
 test: $(STAMP)
 	$(MAKE) lint
 	$(MAKE) test-lib
 	$(MAKE) test-notebooks
-	$(MAKE) book
+	$(MAKE) notebooks
 	$(MAKE) test-site
 
 lint: $(STAMP)
@@ -67,8 +68,11 @@ test-notebooks: $(STAMP)
 	$(if $(filter reader,$(NBVAL_ON)),THROUGHTIME_REQUIRE_NOTEBOOKS=1 $(BIN)/python -m pytest -p no:cacheprovider tests/test_reader_notebooks.py)
 	$(BASELINE_KERNELS) $(BIN)/python -m pytest --nbval-lax -n $(JOBS) --dist loadfile -p no:cacheprovider $(if $(filter chapters,$(NBVAL_ON)),chapters) $(if $(filter reader,$(NBVAL_ON)),_build/notebooks/chapters)
 
+# The website's tests, and those of the reader notebooks built from it (which fail, instead of
+# skipping, when `make notebooks` has not run).
 test-site: $(STAMP)
 	$(BIN)/python -m pytest tests/site
+	THROUGHTIME_REQUIRE_NOTEBOOKS=1 $(BIN)/python -m pytest -p no:cacheprovider tests/test_reader_notebooks.py -k built
 
 ## make lab: JupyterLab on the chapters, MyST rendered by jupyterlab-myst and without nbgrader's
 ## menus and sidebars (nbgrader stays installed for `make assignments`); checks print a notice
