@@ -739,7 +739,40 @@ def test_explorer_uses_core_widgets_only():
     assert isinstance(box, widgets.VBox)
     leaves = [w for child in box.children
               for w in (child.children if isinstance(child, widgets.HBox) else [child])]
-    assert {type(w).__name__ for w in leaves} == {"Dropdown", "IntSlider", "Button", "Output"}
+    assert {type(w).__name__ for w in leaves} == {"Dropdown", "IntSlider", "Button", "Label",
+                                                  "Output"}
+
+
+def test_the_comparison_explorer_disables_its_controls_while_training_and_flags_stale_figures(
+        monkeypatch):
+    widgets = pytest.importorskip("ipywidgets")
+    box = cmp.comparison_explorer()
+    leaves = [w for child in box.children
+              for w in (child.children if isinstance(child, widgets.HBox) else [child])]
+    button = next(w for w in leaves if isinstance(w, widgets.Button))
+    status = next(w for w in leaves if isinstance(w, widgets.Label))
+    sliders = [w for w in leaves if isinstance(w, widgets.IntSlider)]
+    seen = []
+
+    def fake_explore(**values):
+        seen.append((button.disabled, all(s.disabled for s in sliders), status.value))
+        raise RuntimeError("stopped for the test")
+
+    real_explore = cmp.explore
+    monkeypatch.setattr(cmp, "explore", fake_explore)
+    button.click()
+    disabled, sliders_disabled, during = seen[0]
+    assert disabled and sliders_disabled and during.startswith("Training")
+    assert not button.disabled and "stopped for the test" in status.value
+
+    comparison = real_explore("adding", length=4, lstm_hidden_size=4, steps=2)
+    monkeypatch.setattr(cmp, "explore", lambda **values: comparison)
+    button.click()
+    assert status.value == "The figure shows these settings."
+    sliders[0].value = sliders[0].value + 2
+    assert status.value.startswith("Settings changed")
+    sliders[0].value = sliders[0].value - 2
+    assert status.value == "The figure shows these settings."
 
 
 def test_timings_are_not_compared_across_clocks():

@@ -1919,7 +1919,9 @@ def comparison_explorer(task_name: str = "adding", length: int = 20,
 
     Only core ipywidgets (``Dropdown``, ``IntSlider``, ``Button``, ``Output``), so it runs
     in ipywidgets 7.7 (Colab) and 8. Training starts when the button is pressed (a run
-    takes seconds); the figure is ``draw_comparison(ax, explore(...))``.
+    takes seconds); the figure is ``draw_comparison(ax, explore(...))``. While a run trains,
+    the button and the controls are disabled and a label says what is training; a setting
+    changed after a run is flagged as not yet shown.
 
     Returns
     -------
@@ -1941,22 +1943,47 @@ def comparison_explorer(task_name: str = "adding", length: int = 20,
                                    description="steps", continuous_update=False),
     }
     button = widgets.Button(description="train")
+    status = widgets.Label(value="Press train: a run takes from a few seconds to a minute.")
     output = widgets.Output()
+    shown: dict[str, Any] = {}  # the settings of the figure on display
+
+    def mark_stale(_: Any = None) -> None:
+        if shown and button.description == "train":
+            changed = {name: control.value for name, control in controls.items()} != shown
+            status.value = ("Settings changed: the figure shows the previous ones; press train."
+                            if changed else "The figure shows these settings.")
 
     def run(_: Any = None) -> None:
         values = {name: control.value for name, control in controls.items()}
-        output.clear_output(wait=True)
-        with output:
+        for widget in (button, *controls.values()):
+            widget.disabled = True
+        button.description = "training..."
+        status.value = (f"Training LSTM, GRU and tanh RNN on {values['task_name']} (length "
+                        f"{values['length']}, {values['steps']} steps)...")
+        output.clear_output()
+        try:
             comparison = explore(**values)
-            fig, ax = plt.subplots(figsize=(6.0, 3.4))
-            draw_comparison(ax, comparison)
-            parameters = ", ".join(f"{kind} {count}"
-                                   for kind, count in comparison.parameters.items())
-            ax.set_title(f"{comparison.task.label} (parameters: {parameters})", fontsize=9)
-            plt.show()
+            with output:
+                fig, ax = plt.subplots(figsize=(6.0, 3.4))
+                draw_comparison(ax, comparison)
+                parameters = ", ".join(f"{kind} {count}"
+                                       for kind, count in comparison.parameters.items())
+                ax.set_title(f"{comparison.task.label} (parameters: {parameters})", fontsize=9)
+                plt.show()
+            shown.clear()
+            shown.update(values)
+            status.value = "The figure shows these settings."
+        except Exception as error:  # shown to the reader, not lost in a callback
+            status.value = f"The run failed: {error}"
+        finally:
+            button.description = "train"
+            for widget in (button, *controls.values()):
+                widget.disabled = False
 
     button.on_click(run)
+    for control in controls.values():
+        control.observe(mark_stale, names="value")
     return widgets.VBox([widgets.HBox([controls["task_name"], controls["length"]]),
                          widgets.HBox([controls["lstm_hidden_size"], controls["steps"]]),
-                         button, output])
+                         widgets.HBox([button, status]), output])
 
