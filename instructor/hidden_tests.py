@@ -3,8 +3,9 @@
 Instructor-only: this folder is not part of the installed `throughtime` package, `make
 assignments` leaves it out of the student edition, and the website does not build it.
 
-Every code exercise that calls a check of `throughtime.checks` (or defines a function `f`
-for which a check `check_f` exists) is graded by that check on hidden cases: inputs drawn
+Every code exercise that calls a check of `throughtime.checks` or `throughtime.text_checks`
+(`checks.graded_checks()` lists both), or defines a function `f` for which a check
+`check_f` exists, is graded by that check on hidden cases: inputs drawn
 from the course's private seed, with the sizes below. A check missing from `SIZES` uses the
 sizes of its public cases with the private seed, so a new exercise is covered as soon as it
 calls a check. The expected values are computed by the grader, in its own process; the
@@ -43,6 +44,15 @@ SIZES: dict[str, list] = {
                           for i, h in ((7, 11), (1, 1), (64, 256))]
                          + [(kind, 5, 9, 1) for kind in ("RNN", "LSTM", "GRU")]
                          + [("LSTM", 4, 6, 0)],
+    # (B, V, temperature, top_k, scale of the logits): sharp, flat, top-k (k = 1 too), and
+    # logits so large that exp overflows without the max subtracted
+    "check_next_char_probabilities": [(4, 11, 1.0, None, 2.0), (3, 13, 0.7, None, 2.0),
+                                      (5, 9, 2.5, None, 2.0), (3, 12, 0.9, 4, 2.0),
+                                      (4, 7, 1.2, 1, 2.0), (3, 10, 0.1, None, 500.0),
+                                      (2, 9, 1.0, 6, 500.0)],
+    # (N, V, scale of the logits): a few and many characters, and logits large enough that
+    # exp overflows in most draws without the max subtracted (and 2 ** bits stays finite)
+    "check_bits_and_perplexity": [(60, 9, 1.5), (300, 40, 3.0), (3, 5, 0.5), (30, 11, 250.0)],
 }
 
 POINTS: dict[str, float] = {}

@@ -133,6 +133,7 @@ def find_exercises(notebook: dict, checks: Any, points: Any) -> tuple[list[Exerc
     grades."""
     solutions: list[str] = []
     calls: dict[str, Exercise] = {}
+    known = set(checks.graded_checks() if hasattr(checks, "graded_checks") else checks.CHECKS)
     for _, source in _code_cells(notebook):
         tree = _parse(source)
         if BEGIN in source:
@@ -141,7 +142,7 @@ def find_exercises(notebook: dict, checks: Any, points: Any) -> tuple[list[Exerc
             if not isinstance(node, ast.Call):
                 continue
             name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
-            if name not in checks.CHECKS or not node.args or not isinstance(node.args[0],
+            if name not in known or not node.args or not isinstance(node.args[0],
                                                                              ast.Name):
                 continue
             exercise = Exercise(node.args[0].id, name)
@@ -157,7 +158,7 @@ def find_exercises(notebook: dict, checks: Any, points: Any) -> tuple[list[Exerc
     exercises, ungraded = [], []
     for function in solutions:
         exercise = calls.get(function)
-        if exercise is None and f"check_{function}" in checks.CHECKS:
+        if exercise is None and f"check_{function}" in known:
             exercise = Exercise(function, f"check_{function}")
         if exercise is None:
             ungraded.append(function)

@@ -340,3 +340,74 @@ def test_generate_is_seeded_and_never_writes_the_unknown_symbol():
     assert greedy[0] == greedy[1] == greedy[2]
     with pytest.raises(ValueError, match="prefix"):
         lm.generate(model, vocabulary, "", 5)
+
+
+# Seeds, and what the units track ----------------------------------------------------------
+
+
+def test_train_seeds_trains_each_seed_as_train_on_stream_does():
+    ids = _ids(1200, seed=11)
+    runs = lm.train_seeds("LSTM", [4, 9], ids, vocabulary_size=V, embedding_size=E,
+                          hidden_size=H, batch_size=3, length=7, steps=5, lr=0.03)
+    packed = lm.train_seeds("LSTM", [4, 9], ids, vocabulary_size=V, embedding_size=E,
+                            hidden_size=H, batch_size=3, length=7, steps=5, lr=0.03,
+                            group_size=2)
+    np.testing.assert_allclose(packed.bits, runs.bits, rtol=1e-10)
+    assert runs.bits.shape == (5, 2) and len(runs.models) == 2
+    for seed, model, other in zip(runs.seeds, runs.models, packed.models, strict=True):
+        alone = lm.CharModel("LSTM", V, E, H, seed=seed)
+        segments = tx.stream_segments(ids, 3, 7, offset=lm.stream_offset(seed, 7))
+        history = lm.train_on_stream(alone, segments, steps=5, lr=0.03)
+        np.testing.assert_allclose(history.bits[:, 0], runs.bits[:, runs.seeds.index(seed)],
+                                   rtol=1e-12)
+        for a, b, c in zip(alone.parameters(), model.parameters(), other.parameters(),
+                           strict=True):
+            np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-12)
+            np.testing.assert_allclose(a.detach().numpy(), c.detach().numpy(), rtol=1e-9,
+                                       atol=1e-12)
+    offsets = {lm.stream_offset(seed, 32) for seed in range(20)}
+    assert len(offsets) > 5 and all(0 <= o < 32 for o in offsets)
+
+
+def test_strongest_units_and_the_current_character_ceiling():
+    r = np.array([[0.1, -0.7, 0.3], [0.5, 0.2, -0.1]])
+    units, values = lm.strongest_units({"f": r})["f"]
+    assert units.tolist() == [1, 0] and values.tolist() == [-0.7, 0.5]
+    ids = np.array([0, 1, 0, 1, 2, 2])
+    # A feature that the character decides exactly: the ceiling is 1.
+    assert lm.current_character_correlation(ids, ids * 2.0 + 1) == pytest.approx(1.0)
+    # A feature the character says nothing about: the per-character means are all equal.
+    assert lm.current_character_correlation(np.array([0, 0, 1, 1]), [1.0, 0, 1, 0]) == 0.0
+    with pytest.raises(ValueError, match="same length"):
+        lm.current_character_correlation(ids, [1.0])
+
+
+def test_log2_probabilities_are_in_the_order_of_the_text():
+    model = lm.CharModel("GRU", V, E, H, seed=12)
+    ids = _ids(400, seed=13)
+    with torch.no_grad():
+        logits, _ = model(torch.as_tensor(ids[:-1])[:, None])
+        expected = torch.log_softmax(logits[:, 0], -1)[torch.arange(399),
+                                                        torch.as_tensor(ids[1:])]
+    scored = lm.log2_probabilities(model, ids, streams=6, warmup=400)
+    assert scored.shape == (399, 1)
+    np.testing.assert_allclose(scored[:, 0], expected.numpy() / math.log(2), rtol=1e-10)
+
+
+@pytest.mark.parametrize("kind", lm.KINDS)
+def test_windowed_probabilities_read_exactly_the_window(kind):
+    model = lm.CharModel(kind, V, E, H, seed=14)
+    ids = _ids(300, seed=15)
+    positions = np.array([20, 57, 299])
+    windowed = lm.windowed_log2_probabilities(model, ids, positions, context=20)
+    for row, t in enumerate(positions):
+        with torch.no_grad():
+            logits, _ = model(torch.as_tensor(ids[t - 20:t])[:, None])
+        p = torch.log_softmax(logits[-1, 0], -1)[ids[t]].item() / math.log(2)
+        assert windowed[row, 0] == pytest.approx(p, rel=1e-12)
+    # With the whole text as the window, it is the stream's probability.
+    whole = lm.windowed_log2_probabilities(model, ids, np.array([299]), context=299)
+    stream = lm.log2_probabilities(model, ids, streams=1)
+    assert whole[0, 0] == pytest.approx(stream[298, 0], rel=1e-12)
+    with pytest.raises(ValueError, match="each needs context = 21"):
+        lm.windowed_log2_probabilities(model, ids, positions, context=21)

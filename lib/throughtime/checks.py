@@ -94,6 +94,7 @@ __all__ = [
     "CheckFailed",
     "CACHE_KEYS",
     "CHECKS",
+    "graded_checks",
     "PEEPHOLE_NAMES",
     "Case",
     "Verdict",
@@ -856,10 +857,29 @@ class Verdict:
     message: str
 
 
+def _other_specs() -> dict[str, _Spec]:
+    """The checks of the book's other check modules (the language-model exercises of
+    ``throughtime.text_checks``), imported when first needed: that module imports this one."""
+    from . import text_checks
+
+    return text_checks._SPECS
+
+
+def graded_checks() -> tuple[str, ...]:
+    """The names of every check a grader can run: this module's ``CHECKS`` and those of
+    ``throughtime.text_checks``; ``hidden_cases``, ``run_cases``, ``judge_cases``,
+    ``hidden_check`` and ``copied_from_library`` accept each of them."""
+    return CHECKS + tuple(_other_specs())
+
+
 def _spec(check: str) -> _Spec:
-    if check not in _SPECS:
-        raise ValueError(f"check must be one of {sorted(_SPECS)}, got {check!r}")
-    return _SPECS[check]
+    if check in _SPECS:
+        return _SPECS[check]
+    others = _other_specs()
+    if check not in others:
+        raise ValueError(f"check must be one of {sorted(_SPECS) + sorted(others)}, "
+                         f"got {check!r}")
+    return others[check]
 
 
 def hidden_cases(check: str, seed: int | Sequence[int], sizes: Sequence | None = None,

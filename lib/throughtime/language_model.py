@@ -50,12 +50,19 @@ __all__ = [
     "detach_state",
     "StreamHistory",
     "train_on_stream",
+    "SeedRuns",
+    "stream_offset",
+    "train_seeds",
+    "log2_probabilities",
+    "windowed_log2_probabilities",
     "evaluate_bits",
     "sampling_probabilities",
     "sample_next",
     "generate",
     "record_states",
     "unit_correlations",
+    "strongest_units",
+    "current_character_correlation",
 ]
 
 KINDS = ("RNN", "LSTM", "GRU")
@@ -393,6 +400,85 @@ def train_on_stream(model: CharModel | CharModelEnsemble, segments: Any, *, step
     return StreamHistory(np.array(bits), np.array(norms), time.process_time() - started)
 
 
+@dataclass
+class SeedRuns:
+    """What ``train_seeds`` returns: one trained ``CharModel`` per seed, and how it went.
+
+    Attributes
+    ----------
+    kind : str
+    seeds : tuple of int
+    models : list of CharModel
+        In the order of the seeds, on the device they trained on.
+    bits : ndarray (steps, K)
+        Every model's training loss in bits per character at every step.
+    seconds : float
+        CPU time of the training, all seeds together.
+    """
+
+    kind: str
+    seeds: tuple[int, ...]
+    models: list[CharModel]
+    bits: np.ndarray
+    seconds: float
+
+
+def stream_offset(seed: int, length: int) -> int:
+    """Where seed ``seed`` starts reading the training stream: a number in 0 .. T - 1.
+
+    Different seeds then cut the text at different segment borders, so a seed fixes both
+    the initial weights and the batches.
+    """
+    seed = check_int("seed", seed, minimum=0)
+    return int(np.random.default_rng([seed, 4_127]).integers(check_int("length", length,
+                                                                      minimum=1)))
+
+
+def train_seeds(kind: str, seeds: Sequence[int], train_ids: Any, *, vocabulary_size: int,
+                embedding_size: int, hidden_size: int, batch_size: int, length: int,
+                steps: int, lr: float, max_norm: float = 1.0, forget_bias: float | None = 1.0,
+                device: torch.device | str = "cpu", group_size: int | None = None) -> SeedRuns:
+    """Train one ``CharModel`` per seed on the training stream, as ``train_on_stream`` does.
+
+    Seed s initialises its model with ``CharModel(..., seed=s)`` and reads
+    ``text.stream_segments(train_ids, batch_size, length, offset=stream_offset(s,
+    length))``. The models train in groups of ``group_size`` packed into one
+    ``CharModelEnsemble`` (the same training, up to rounding, in fewer calls): by default
+    all together on a GPU, one at a time on a CPU, where a block-diagonal layer wastes more
+    arithmetic than it saves in calls at these sizes.
+    """
+    from .text import stream_segments
+
+    seeds = [check_int("seeds[k]", s, minimum=0) for s in seeds]
+    if not seeds:
+        raise ValueError("seeds must hold at least one seed")
+    device = torch.device(device)
+    if group_size is None:
+        group_size = len(seeds) if device.type == "cuda" else 1
+    group_size = check_int("group_size", group_size, minimum=1)
+    segments = [stream_segments(train_ids, batch_size, length, offset=stream_offset(s, length))
+                for s in seeds]
+    count = min(len(s) for s in segments)
+    models, bits, seconds = [], [], 0.0
+    for start in range(0, len(seeds), group_size):
+        group = seeds[start:start + group_size]
+        stacked = np.stack([segments[start + k][:count] for k in range(len(group))], axis=-1)
+        if len(group) == 1:
+            model = CharModel(kind, vocabulary_size, embedding_size, hidden_size,
+                              forget_bias=forget_bias, seed=group[0]).to(device)
+            history = train_on_stream(model, stacked[..., 0], steps=steps, lr=lr,
+                                      max_norm=max_norm)
+            models.append(model)
+        else:
+            ensemble = CharModelEnsemble(kind, group, vocabulary_size, embedding_size,
+                                         hidden_size, forget_bias=forget_bias).to(device)
+            history = train_on_stream(ensemble, stacked, steps=steps, lr=lr, max_norm=max_norm)
+            models += [ensemble.member(k).to(device) for k in range(len(group))]
+        bits.append(history.bits)
+        seconds += history.seconds
+    return SeedRuns(kind, tuple(seeds), models, np.concatenate(bits, axis=1), seconds)
+
+
 def _rows(count: int, stretch: int, warmup: int) -> tuple[np.ndarray, np.ndarray]:
     """Positions read by each row, and which of them are scored.
 
@@ -412,9 +498,9 @@ def _rows(count: int, stretch: int, warmup: int) -> tuple[np.ndarray, np.ndarray
 
 
 @torch.no_grad()
-def evaluate_bits(model: CharModel | CharModelEnsemble, ids: Any, *, streams: int = 32,
-                  warmup: int = 512, reset_every: int | None = None) -> np.ndarray:
-    """Bits per character of every model on a text: -mean log2 p(x_t | x_<t), t = 2 .. N.
+def log2_probabilities(model: CharModel | CharModelEnsemble, ids: Any, *, streams: int = 32,
+                       warmup: int = 512, reset_every: int | None = None) -> np.ndarray:
+    """log2 p(x_t | x_<t) of every character after the first, for every model.
 
     Every character after the first is scored once. To use the hardware well the text is
     read as ``streams`` parallel stretches; each stretch is preceded by the ``warmup``
@@ -436,7 +522,7 @@ def evaluate_bits(model: CharModel | CharModelEnsemble, ids: Any, *, streams: in
 
     Returns
     -------
-    ndarray (K,) of float64 (K = 1 for a CharModel)
+    ndarray (N - 1, K) of float64 (K = 1 for a CharModel), in the order of the text
     """
     ids = np.asarray(ids)
     if ids.ndim != 1 or len(ids) < 2 or not np.issubdtype(ids.dtype, np.integer):
@@ -456,14 +542,71 @@ def evaluate_bits(model: CharModel | CharModelEnsemble, ids: Any, *, streams: in
     targets = torch.as_tensor(ids[1:][index], dtype=torch.long, device=device)
     logits, _ = model(inputs)
     V = logits.shape[-1]
-    logits = logits.reshape(*index.shape, model.members, V)
-    nats = nn.functional.cross_entropy(
-        logits.reshape(-1, V).double(),
-        targets[..., None].expand(*index.shape, model.members).reshape(-1),
-        reduction="none").view(*index.shape, model.members)
-    mask = torch.as_tensor(scored, device=device)
+    logits = logits.reshape(*index.shape, model.members, V).double()
+    chosen = torch.log_softmax(logits, dim=-1).gather(
+        -1, targets[..., None, None].expand(*index.shape, model.members, 1))[..., 0]
     model.train(was_training)
-    return (nats[mask].sum(dim=0) / (count * math.log(2))).cpu().numpy()
+    order = torch.as_tensor(scored.T, device=device)  # rows are consecutive stretches
+    return (chosen.transpose(0, 1)[order] / math.log(2)).cpu().numpy()
+
+
+@torch.no_grad()
+def windowed_log2_probabilities(model: CharModel | CharModelEnsemble, ids: Any,
+                                positions: Any, context: int) -> np.ndarray:
+    """log2 p(x_t | the ``context`` characters before x_t), read from a zero state.
+
+    For every t in ``positions`` the model reads ``ids[t - context:t]`` from a zero state
+    and predicts ``ids[t]``: exactly L = ``context`` characters of context, nothing older.
+    Compared with ``log2_probabilities`` at the same positions (the whole text before t),
+    it measures how much the model gets from context older than L.
+
+    Parameters
+    ----------
+    model : CharModel or CharModelEnsemble
+    ids : 1-D int array
+    positions : 1-D int array, each at least ``context`` (every position has L characters
+        before it)
+    context : int
+        L >= 1.
+
+    Returns
+    -------
+    ndarray (len(positions), K) of float64
+    """
+    ids = np.asarray(ids)
+    positions = np.asarray(positions)
+    context = check_int("context", context, minimum=1)
+    if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
+        raise ValueError(f"ids must be a 1-D integer array, got {describe(ids)}")
+    if positions.ndim != 1 or not len(positions) or not np.issubdtype(positions.dtype,
+                                                                       np.integer):
+        raise ValueError(f"positions must be a non-empty 1-D integer array, got "
+                         f"{describe(positions)}")
+    if positions.min() < context or positions.max() >= len(ids):
+        raise ValueError(f"positions must lie in {context} .. {len(ids) - 1} (each needs "
+                         f"context = {context} characters before it), got {positions.min()} "
+                         f"to {positions.max()}")
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    window = positions[None, :] - context + np.arange(context)[:, None]  # (L, P)
+    logits, _ = model(torch.as_tensor(ids[window], dtype=torch.long, device=device))
+    last = logits[-1].reshape(len(positions), model.members, -1).double()
+    targets = torch.as_tensor(ids[positions], dtype=torch.long, device=device)
+    chosen = torch.log_softmax(last, dim=-1).gather(
+        -1, targets[:, None, None].expand(len(positions), model.members, 1))[..., 0]
+    model.train(was_training)
+    return (chosen / math.log(2)).cpu().numpy()
+
+
+def evaluate_bits(model: CharModel | CharModelEnsemble, ids: Any, *, streams: int = 32,
+                  warmup: int = 512, reset_every: int | None = None) -> np.ndarray:
+    """Bits per character of every model on a text: -mean log2 p(x_t | x_<t), t = 2 .. N.
+
+    The mean of ``log2_probabilities`` (same arguments), negated: ndarray (K,).
+    """
+    return -log2_probabilities(model, ids, streams=streams, warmup=warmup,
+                               reset_every=reset_every).mean(axis=0)
 
 
 def sampling_probabilities(logits: torch.Tensor, *, temperature: float = 1.0,
@@ -579,26 +722,25 @@ def record_states(model: CharModel | CharModelEnsemble, ids: Any, *, streams: in
     else:
         embedded = model.embedding(inputs)
     outputs, _ = model.rnn(embedded)
-    h = outputs.double().cpu()  # (L, B, K H)
-    order = torch.as_tensor(scored.T)  # a row's positions are consecutive, rows in order
+    positions = scored.T  # (B, L): a row's positions are consecutive, the rows in order
 
-    def in_text_order(values: torch.Tensor | np.ndarray) -> np.ndarray:
-        values = torch.as_tensor(values).transpose(0, 1)[order]
-        return values.numpy().reshape(len(ids), K, H)
+    def in_text_order(values: np.ndarray) -> np.ndarray:  # (L, B, K H) -> (N, K, H)
+        return values.transpose(1, 0, 2)[positions].reshape(len(ids), K, H)
 
-    recorded = {"h": in_text_order(h)}
+    h = outputs.detach().cpu().numpy()
+    recorded = {"h": in_text_order(h).astype(np.float64)}
     if model.kind == "LSTM":
         rnn = model.rnn
-        previous = torch.cat([torch.zeros_like(h[:1]), h[:-1]])
-        a = (embedded.double().cpu() @ rnn.weight_ih_l0.detach().double().cpu().T
-             + previous @ rnn.weight_hh_l0.detach().double().cpu().T
-             + (rnn.bias_ih_l0 + rnn.bias_hh_l0).detach().double().cpu())
+        previous = torch.cat([torch.zeros_like(outputs[:1]), outputs[:-1]])
+        a = (embedded @ rnn.weight_ih_l0.T + previous @ rnn.weight_hh_l0.T
+             + rnn.bias_ih_l0 + rnn.bias_hh_l0)  # the gates' pre-activations, (L, B, 4 K H)
         i, f, g, _ = a.chunk(4, dim=-1)
-        f, written = torch.sigmoid(f), torch.sigmoid(i) * torch.tanh(g)
-        c = torch.empty_like(written)
-        current = torch.zeros_like(written[0])
-        for t in range(len(written)):
-            current = f[t] * current + written[t]
+        forget = torch.sigmoid(f).double().cpu().numpy()
+        written = (torch.sigmoid(i) * torch.tanh(g)).double().cpu().numpy()
+        c = np.empty_like(written)
+        current = np.zeros(written.shape[1:])
+        for t in range(len(written)):  # c_t = f_t c_{t-1} + i_t g_t
+            current = forget[t] * current + written[t]
             c[t] = current
         recorded["c"] = in_text_order(c)
     return recorded
@@ -635,3 +777,47 @@ def unit_correlations(states: Any, features: Mapping[str, Any]) -> dict[str, np.
         covariance = np.tensordot(v, centred, axes=(0, 0))
         result[name] = np.where(scale > 0, covariance / np.where(scale > 0, scale, 1.0), 0.0)
     return result
+
+
+def strongest_units(correlations: Mapping[str, Any]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """For every feature, the unit with the largest |r| in each model, and its r.
+
+    Parameters
+    ----------
+    correlations : dict of arrays (K, H), as ``unit_correlations`` returns for (N, K, H)
+
+    Returns
+    -------
+    dict
+        ``strongest[feature] = (units, r)``, both of shape (K,): the index of the unit and
+        its (signed) correlation.
+    """
+    result = {}
+    for name, r in correlations.items():
+        r = np.asarray(r, dtype=np.float64)
+        if r.ndim != 2:
+            raise ValueError(f"correlations[{name!r}] must have shape (K, H), got {r.shape}")
+        units = np.abs(r).argmax(axis=1)
+        result[name] = (units, r[np.arange(len(r)), units])
+    return result
+
+
+def current_character_correlation(ids: Any, values: Any) -> float:
+    """How much of a feature the current character alone explains: a ceiling for inputs.
+
+    The correlation between ``values`` and the mean of ``values`` over all positions that
+    hold the same character (computed on this very text, so an optimistic ceiling): what
+    the best function of x_t alone, with no memory, could reach.
+    """
+    ids = np.asarray(ids)
+    values = np.asarray(values, dtype=np.float64)
+    if ids.ndim != 1 or values.shape != ids.shape or not np.issubdtype(ids.dtype, np.integer):
+        raise ValueError(f"ids and values must be 1-D of the same length, got {describe(ids)} "
+                         f"and {describe(values)}")
+    sums = np.bincount(ids, weights=values)
+    counts = np.bincount(ids)
+    prediction = (sums / np.maximum(counts, 1))[ids]
+    if prediction.std() == 0 or values.std() == 0:
+        return 0.0
+    return float(np.corrcoef(prediction, values)[0, 1])
+
