@@ -780,7 +780,7 @@ def unit_correlations(states: Any, features: Mapping[str, Any]) -> dict[str, np.
 
 
 def strongest_units(correlations: Mapping[str, Any]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """For every feature, the unit with the largest |r| in each model, and its r.
+    """For every feature, the unit with the largest ``|r|`` in each model, and its r.
 
     Parameters
     ----------

@@ -103,7 +103,7 @@ def draw_activation_text(ax: Any, text: str, values: Any, *, limit: float | None
     values : array (len(text),)
         The value of each character (e.g. a unit's state after reading it).
     limit : float, optional
-        The colour scale runs from -limit to +limit (default: the largest |value|).
+        The colour scale runs from -limit to +limit (default: the largest ``|value|``).
     cmap : str
     fontsize : float
     columns : int, optional
