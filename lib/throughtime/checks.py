@@ -1762,8 +1762,8 @@ _SPECS: dict[str, _Spec] = {spec.check: spec for spec in (
           tuple((kind, i, h, 2) for kind in ("RNN", "LSTM", "GRU")
                 for i, h in ((1, 2), (3, 5), (32, 128)))
           + tuple((kind, 3, 5, 1) for kind in ("RNN", "LSTM", "GRU")),
-          ("throughtime.comparison.parameter_count",
-           "throughtime.comparison.model_parameter_count")),
+          ("throughtime.measure.parameter_count",
+           "throughtime.measure.model_parameter_count")),
 )}
 
 CHECKS = tuple(_SPECS)

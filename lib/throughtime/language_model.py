@@ -38,7 +38,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
 from ._validate import check_choice, check_int, check_real, describe
-from .comparison import GATES, hidden_size_for_budget, model_parameter_count
+from .measure import GATES, hidden_size_for_budget, model_parameter_count
 from .text import Vocabulary
 
 __all__ = [
