@@ -15,8 +15,8 @@ holds:
     gate between the marks, the change of the cell state, the share kept by it and by the
     next best unit.
 ``agreement``
-    Number agreement without a shortcut (``experiments.agreement_batch``), learning rate
-    0.01, 300 steps, each batch at a distance drawn from 1 to 40 and half of the
+    Number agreement without a shortcut (``tasks.agreement_task``, nouns of random number),
+    learning rate 0.01, 300 steps, each batch at a distance drawn from 1 to 40 and half of the
     intervening tokens nouns of random number; the accuracy on 500 new sequences at
     distances 5, 10, 20, 40 and 80.
 ``mechanism``

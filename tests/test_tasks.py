@@ -287,6 +287,51 @@ def test_agreement_attractor_positions_are_spread():
     assert np.abs(counts - 1000).max() < 4 * math.sqrt(6000 * (1 / 6) * (5 / 6))
 
 
+def _opposite_of_last_noun(tokens):
+    """The shortcut that needs no memory: the number opposite to the last noun's."""
+    numbers = _number(tokens)[1:-1]
+    last = numbers.shape[0] - 1 - (numbers >= 0)[::-1].argmax(axis=0)
+    return 1 - numbers[last, np.arange(numbers.shape[1])]
+
+
+def test_opposite_attractors_leave_a_shortcut_and_random_ones_do_not():
+    tokens, labels = agreement_task(20, 4000, 5, attractors=10)
+    assert (_opposite_of_last_noun(tokens) == labels).all()
+    tokens, labels = agreement_task(20, 4000, 5, attractors=10, attractor_number="random")
+    accuracy = (_opposite_of_last_noun(tokens) == labels).mean()
+    assert abs(accuracy - 0.5) < 4 * math.sqrt(0.25 / 4000)
+
+
+def test_random_attractor_number_changes_only_the_number_of_middle_nouns():
+    random, random_labels = agreement_task(12, 400, np.random.default_rng(5), attractors=4,
+                                           attractor_number="random", as_torch=True)
+    opposite, labels = agreement_task(12, 400, np.random.default_rng(5), attractors=4)
+    np.testing.assert_array_equal(random_labels.numpy(), labels)
+    changed = random.numpy() != opposite
+    assert not changed[0].any() and not changed[-1].any()
+    assert changed.any()
+    n = len(AGREEMENT_VOCABULARY.singular)
+    # A changed token is the same noun in the other number: ids differ by exactly n.
+    np.testing.assert_array_equal(np.abs(random.numpy()[changed] - opposite[changed]), n)
+    assert random.dtype == torch.int64 and random.shape == (14, 400)
+
+
+def test_random_attractor_numbers_are_independent_of_the_subject():
+    tokens, labels = agreement_task(10, 4000, 11, attractors=5, attractor_number="random")
+    numbers = _number(tokens)
+    np.testing.assert_array_equal(numbers[0], labels)
+    middle = numbers[1:-1]
+    assert ((middle >= 0).sum(axis=0) == 5).all()
+    nouns = middle[middle >= 0]
+    same = (middle == labels).sum()
+    # Each noun has the subject's number with probability 1/2, whatever the subject.
+    assert abs(same / nouns.size - 0.5) < 4 * math.sqrt(0.25 / nouns.size)
+    for label in (0, 1):
+        columns = middle[:, labels == label]
+        plural_share = (columns == 1).sum() / (columns >= 0).sum()
+        assert abs(plural_share - 0.5) < 0.03
+
+
 @pytest.mark.parametrize("p", [0.5, 0.8])
 def test_agreement_chance_matches_a_large_sample(p):
     _, labels = agreement_task(3, N, 9, plural_probability=p)
@@ -318,6 +363,8 @@ def test_agreement_seed_torch_and_decode():
         ({"attractors": -1}, ValueError, "attractors must be an integer >= 0"),
         ({"plural_probability": 1.5}, ValueError, r"plural_probability must be in \[0, 1\]"),
         ({"plural_probability": "half"}, TypeError, "plural_probability must be a real"),
+        ({"attractor_number": "same"}, ValueError, "attractor_number must be one of"),
+        ({"rng": "seed"}, TypeError, "rng must be"),
     ],
 )
 def test_agreement_rejects_bad_arguments(kwargs, error, words):

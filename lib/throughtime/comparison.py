@@ -163,13 +163,13 @@ def _adding(length: int, test_size: int, test_seed: int) -> Task:
 
 
 def _agreement(length: int, test_size: int, test_seed: int) -> Task:
-    from .experiments import agreement_batch
-    from .tasks import AGREEMENT_VOCABULARY
+    from .tasks import AGREEMENT_VOCABULARY, agreement_task
 
     size = AGREEMENT_VOCABULARY.size
 
     def batch(batch_size: int, rng: np.random.Generator) -> tuple[Any, Any, Any]:
-        tokens, labels = agreement_batch(length, batch_size, rng)
+        tokens, labels = agreement_task(length, batch_size, rng, attractors=length // 2,
+                                        attractor_number="random", as_torch=True)
         return _one_hot(tokens, size), labels, None
 
     def loss(outputs: torch.Tensor, targets: torch.Tensor, mask: Any) -> torch.Tensor:
@@ -254,7 +254,8 @@ def make_task(name: str, length: int, *, test_size: int = 1000, test_seed: int =
         explained, 1 - MSE / (1/6), so 0 is the no-memory baseline and 1 is perfect.
     ``"agreement"``
         Number agreement at distance ``length`` with distractor nouns of random number
-        (``experiments.agreement_batch``: only the subject predicts the label), tokens one-hot
+        (``tasks.agreement_task`` with ``length // 2`` nouns and ``attractor_number="random"``:
+        only the subject predicts the label), tokens one-hot
         (I = 25); two outputs after the last step; cross entropy; score the accuracy
         (chance 0.5).
     ``"anbn"``

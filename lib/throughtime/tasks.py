@@ -43,6 +43,7 @@ __all__ = [
     "copy_baseline_cross_entropy",
     "AgreementVocabulary",
     "AGREEMENT_VOCABULARY",
+    "ATTRACTOR_NUMBERS",
     "agreement_task",
     "agreement_chance_accuracy",
     "decode_agreement",
@@ -336,8 +337,13 @@ AGREEMENT_VOCABULARY = _build_agreement_vocabulary()
 8 number-neutral fillers (16-23) and the query token ``<verb>`` (24)."""
 
 
+ATTRACTOR_NUMBERS = ("opposite", "random")
+"""The numbers ``agreement_task`` can give the nouns between the subject and the query."""
+
+
 def agreement_task(distance: int, batch_size: int, rng: np.random.Generator | int, *,
-                   attractors: int = 0, plural_probability: float = 0.5,
+                   attractors: int = 0, attractor_number: str = "opposite",
+                   plural_probability: float = 0.5,
                    as_torch: bool = False) -> tuple[Any, Any]:
     """A batch of synthetic subject-verb agreement: say the subject's number at the end.
 
@@ -353,9 +359,15 @@ def agreement_task(distance: int, batch_size: int, rng: np.random.Generator | in
     tokens in between, exactly ``attractors`` are nouns of the opposite number at
     uniformly random positions; the rest are fillers drawn uniformly. The network reads
     the whole sequence and outputs the subject's number at the query token, so it must
-    carry one bit across ``distance + 1`` steps while ignoring the attractors. With
-    ``attractors >= 1`` the last noun before the query always has the wrong number, so
-    the shortcut "agree with the most recent noun" scores 0.
+    carry one bit across ``distance + 1`` steps while ignoring the attractors.
+
+    With ``attractor_number="opposite"`` (the default) and ``attractors >= 1`` the last
+    noun before the query always has the wrong number, so the shortcut "agree with the most
+    recent noun" scores 0, and its mirror "answer the opposite of the last noun" scores 1:
+    a network can solve the task without remembering the subject. With
+    ``attractor_number="random"`` each of those nouns keeps the opposite number or takes
+    the subject's with probability 1/2, independently of everything else: the nouns in
+    between then say nothing about the label, and only the subject does.
 
     Parameters
     ----------
@@ -365,7 +377,10 @@ def agreement_task(distance: int, batch_size: int, rng: np.random.Generator | in
         B, at least 1.
     rng : numpy.random.Generator or int
     attractors : int
-        Number of opposite-number nouns among the ``distance`` tokens, 0 .. distance.
+        Number of nouns among the ``distance`` tokens, 0 .. distance.
+    attractor_number : {"opposite", "random"}
+        The number of those nouns: always opposite to the subject's, or drawn
+        independently of it (opposite or the same with probability 1/2 each).
     plural_probability : float
         Probability of a plural subject, in [0, 1].
     as_torch : bool
@@ -386,6 +401,7 @@ def agreement_task(distance: int, batch_size: int, rng: np.random.Generator | in
             f"attractors must be at most distance={distance} (they sit between the subject "
             f"and the query), got {attractors}"
         )
+    check_choice("attractor_number", attractor_number, ATTRACTOR_NUMBERS)
     plural_probability = check_real("plural_probability", plural_probability)
     if not 0.0 <= plural_probability <= 1.0:
         raise ValueError(f"plural_probability must be in [0, 1], got {plural_probability}")
@@ -407,6 +423,15 @@ def agreement_task(distance: int, batch_size: int, rng: np.random.Generator | in
         lexemes = rng.integers(0, nouns, size=(attractors, batch_size))
         attractor_ids = np.where(labels == 1, singular[lexemes], plural[lexemes])
         tokens[positions, np.arange(batch_size)] = attractor_ids
+    if attractor_number == "random":
+        # One coin per middle token, drawn whatever the tokens are; it turns a noun into
+        # the subject's number when it lands below 1/2.
+        same_number = rng.random((distance, batch_size)) < 0.5
+        middle = tokens[1:distance + 1]  # a view into tokens
+        flip = np.isin(middle, vocabulary.singular + vocabulary.plural) & same_number
+        other_number = np.arange(vocabulary.size)
+        other_number[singular], other_number[plural] = plural, singular
+        middle[flip] = other_number[middle[flip]]
     tokens[-1] = vocabulary.query
     return _to_output((tokens, labels), as_torch)
 
