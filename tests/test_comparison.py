@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from throughtime import comparison as cmp
-from throughtime.lstm_tools import set_forget_bias
+from throughtime.gates import gate_rows, set_forget_bias
 from throughtime.measure import KINDS, matched_hidden_sizes, model_parameter_count
 
 matplotlib.use("Agg")
@@ -173,16 +173,15 @@ def test_training_the_ensemble_equals_training_each_network_alone(kind, task_nam
 
 
 def test_ensemble_sets_the_update_bias_of_every_gru_and_only_of_grus():
-    from throughtime.gru_variants import gate_rows
 
     ensemble = cmp.Ensemble("GRU", (0, 1, 2), 2, 4, 1, update_bias=1.5)
     for k in range(3):
         layer, _ = ensemble.network(k)
-        z = gate_rows("z", 4)
+        z = gate_rows("GRU", "z", 4)
         effective = layer.bias_ih_l0[z] + layer.bias_hh_l0[z]
         torch.testing.assert_close(effective, torch.full((4,), 1.5))
         default, _ = standalone("GRU", k, 2, 4, 1, dtype=torch.float32)
-        r = gate_rows("r", 4)  # the other gates keep PyTorch's initialisation
+        r = gate_rows("GRU", "r", 4)  # the other gates keep PyTorch's initialisation
         assert torch.equal(layer.bias_ih_l0[r], default.bias_ih_l0[r])
     lstm = cmp.Ensemble("LSTM", (0,), 2, 4, 1, forget_bias=None, update_bias=1.5)
     layer, _ = lstm.network(0)

@@ -20,8 +20,7 @@ from throughtime.experiments import (
     summarize,
     train_on_task,
 )
-from throughtime.gru_variants import gate_rows as gru_gate_rows
-from throughtime.lstm_tools import effective_forget_bias
+from throughtime.gates import effective_forget_bias, gate_rows
 from throughtime.tasks import AGREEMENT_VOCABULARY, adding_problem, agreement_task
 
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
@@ -68,7 +67,7 @@ def test_lstm_forget_bias_is_set_or_left_alone():
 def test_gru_update_bias_is_set_or_left_alone():
     torch.manual_seed(4)
     biased = make_model("gru", "agreement", hidden_size=5, update_bias=1.0)
-    z = gru_gate_rows("z", 5)
+    z = gate_rows("GRU", "z", 5)
     torch.testing.assert_close(biased.recurrent.bias_ih_l0[z], torch.ones(5))
     torch.testing.assert_close(biased.recurrent.bias_hh_l0[z], torch.zeros(5))
     torch.manual_seed(4)
@@ -76,7 +75,7 @@ def test_gru_update_bias_is_set_or_left_alone():
     torch.manual_seed(4)
     reference = make_model("gru", "agreement", hidden_size=5, forget_bias=3.0)  # LSTM only
     torch.testing.assert_close(default.recurrent.bias_ih_l0, reference.recurrent.bias_ih_l0)
-    r, n = gru_gate_rows("r", 5), gru_gate_rows("n", 5)
+    r, n = gate_rows("GRU", "r", 5), gate_rows("GRU", "n", 5)
     torch.testing.assert_close(biased.recurrent.bias_ih_l0[r], default.recurrent.bias_ih_l0[r])
     torch.testing.assert_close(biased.recurrent.bias_hh_l0[n], default.recurrent.bias_hh_l0[n])
     lstm = make_model("lstm", "adding", hidden_size=5, update_bias=2.0)  # GRU only

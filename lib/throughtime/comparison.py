@@ -326,10 +326,10 @@ class Ensemble(nn.Module):
         I, H and O of each network.
     forget_bias : float or None
         For an LSTM, the effective forget-gate bias of every network
-        (``lstm_tools.set_forget_bias``); ``None`` keeps PyTorch's initialisation.
+        (``gates.set_forget_bias``); ``None`` keeps PyTorch's initialisation.
     update_bias : float or None
         For a GRU, the effective update-gate bias b_iz + b_hz of every network
-        (``gru_variants.set_update_bias``), the GRU's counterpart of the forget bias: z_t
+        (``gates.set_update_bias``), the GRU's counterpart of the forget bias: z_t
         keeps the old state; ``None`` keeps PyTorch's initialisation.
     per_step : bool
         Answer at every step (outputs (T, B, K, O)) instead of after the last one
@@ -379,11 +379,11 @@ class Ensemble(nn.Module):
         layer = getattr(nn, self.kind)(self.input_size, self.hidden_size, dtype=dtype)
         head = nn.Linear(self.hidden_size, self.output_size, dtype=dtype)
         if self.kind == "LSTM" and forget_bias is not None:
-            from .lstm_tools import set_forget_bias
+            from .gates import set_forget_bias
 
             set_forget_bias(layer, forget_bias)
         if self.kind == "GRU" and update_bias is not None:
-            from .gru_variants import set_update_bias
+            from .gates import set_update_bias
 
             set_update_bias(layer, update_bias)
         return layer, head

@@ -145,11 +145,11 @@ def make_model(kind: str, task: str, hidden_size: int = 32, *, forget_bias: floa
         The hidden size H.
     forget_bias : float or None
         For the LSTM, the effective forget-gate bias b_if + b_hf
-        (``lstm_tools.set_forget_bias``); 1.0 as Jozefowicz et al. 2015 recommend. ``None``
+        (``gates.set_forget_bias``); 1.0 as Jozefowicz et al. 2015 recommend. ``None``
         keeps PyTorch's initialisation. Ignored for the other kinds.
     update_bias : float or None
         For the GRU, the effective update-gate bias b_iz + b_hz
-        (``gru_variants.set_update_bias``), the GRU's counterpart of the forget bias: z_t
+        (``gates.set_update_bias``), the GRU's counterpart of the forget bias: z_t
         keeps the old state, so a positive bias makes the GRU remember longer at
         initialisation. ``None`` (the default) keeps PyTorch's initialisation. Ignored for
         the other kinds.
@@ -167,11 +167,11 @@ def make_model(kind: str, task: str, hidden_size: int = 32, *, forget_bias: floa
         model = SequenceModel(kind, embedding_size, hidden_size, 2,
                               vocabulary_size=AGREEMENT_VOCABULARY.size)
     if kind == "lstm" and forget_bias is not None:
-        from .lstm_tools import set_forget_bias
+        from .gates import set_forget_bias
 
         set_forget_bias(model.recurrent, forget_bias)
     if kind == "gru" and update_bias is not None:
-        from .gru_variants import set_update_bias
+        from .gates import set_update_bias
 
         set_update_bias(model.recurrent, update_bias)
     return model
