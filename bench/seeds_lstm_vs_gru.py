@@ -87,18 +87,18 @@ SWEEP_SIZES = (16, 128, 1024)
 
 
 def make_task(name: str, length: int):
-    from throughtime import comparison as cmp
+    from throughtime import tasks
 
-    return cmp.make_task(name, length, test_size=TEST_SIZE, test_max_n=3 * length)
+    return tasks.make_task(name, length, test_size=TEST_SIZE, test_max_n=3 * length)
 
 
 def validation_data(name: str, length: int):
     """Data no network trains on and that is not the test set (see the module docstring)."""
-    from throughtime import comparison as cmp
+    from throughtime import tasks
 
     if name == "anbn":
-        return cmp.make_task("anbn", length, test_max_n=length).test()
-    return cmp.make_task(name, length, test_size=TEST_SIZE, test_seed=VALIDATION_SEED).test()
+        return tasks.make_task("anbn", length, test_max_n=length).test()
+    return tasks.make_task(name, length, test_size=TEST_SIZE, test_seed=VALIDATION_SEED).test()
 
 
 def _scores(comparison) -> dict[str, list[float]]:

@@ -1,4 +1,4 @@
-"""Tests of ``throughtime.comparison``: the tasks, the ensemble, comparisons and pictures.
+"""Tests of ``throughtime.comparison``: the ensemble, comparisons and pictures.
 
 The ensemble is compared with the same networks trained one at a time.
 """
@@ -14,68 +14,9 @@ from torch import nn
 from throughtime import comparison as cmp
 from throughtime.gates import gate_rows, set_forget_bias
 from throughtime.measure import KINDS, matched_hidden_sizes, model_parameter_count
+from throughtime.tasks import make_task
 
 matplotlib.use("Agg")
-
-
-# --------------------------------------------------------------------------------------
-# Tasks
-# --------------------------------------------------------------------------------------
-
-
-def test_adding_task_scores_variance_explained():
-    task = cmp.make_task("adding", 12, test_size=4000)
-    inputs, targets, mask = task.test()
-    assert inputs.shape == (12, 4000, 2) and targets.shape == (4000,) and mask is None
-    # The best constant, 1, explains nothing; the exact sum explains everything.
-    constant = torch.ones(4000, 1, 1)
-    assert abs(task.score(constant, targets[:, None], None)[0]) < 0.05
-    exact = targets[:, None, None]
-    assert task.score(exact, targets[:, None], None)[0] == pytest.approx(1.0)
-    mse = float(((constant[..., 0] - targets[:, None]) ** 2).mean())
-    assert task.loss(constant, targets[:, None], None)[0].item() == pytest.approx(mse)
-
-
-def test_agreement_task_scores_accuracy():
-    task = cmp.make_task("agreement", 6, test_size=100)
-    inputs, labels, _ = task.test()
-    assert inputs.shape == (8, 100, 25) and torch.equal(inputs.sum(-1), torch.ones(8, 100))
-    right = nn.functional.one_hot(labels, 2).float()[:, None, :] * 5
-    wrong = -right
-    outputs = torch.cat([right, wrong], dim=1)                       # two networks
-    targets = labels[:, None].expand(100, 2)
-    assert task.score(outputs, targets, None).tolist() == [1.0, 0.0]
-    losses = task.loss(outputs, targets, None)
-    expected = nn.functional.cross_entropy(right[:, 0], labels)
-    assert losses[0].item() == pytest.approx(expected.item())
-
-
-def test_anbn_task_scores_the_longest_recognised_prefix():
-    task = cmp.make_task("anbn", 4, test_max_n=10)
-    inputs, targets, mask = task.test()
-    assert inputs.shape == (20, 10, 3)
-    perfect = nn.functional.one_hot(targets, 3).float()[:, :, None, :]
-    broken = perfect.clone()
-    n_wrong = 7  # spoil the prediction of the end mark for the string with n = 7
-    broken[2 * n_wrong - 1, n_wrong - 1, 0] = torch.tensor([0.0, 1.0, 0.0])
-    outputs = torch.cat([perfect, broken], dim=2)
-    expanded = [t[..., None].expand(*t.shape, 2) for t in (targets, mask)]
-    assert task.score(outputs, *expanded).tolist() == [10.0, 6.0]
-    recognised = cmp.anbn_recognised(outputs, *expanded)
-    assert recognised.shape == (2, 10) and recognised[1].sum() == 9
-    # A wrong guess where nothing is determined (reading the a's) costs nothing.
-    relaxed = perfect.clone()
-    relaxed[0, 5, 0] = torch.tensor([0.0, 0.0, 1.0])
-    assert task.score(relaxed, *(t[..., :1] for t in expanded))[0] == 10.0
-    losses = task.loss(outputs * 20, *expanded)
-    assert losses[0].item() < 1e-6 < losses[1].item()
-
-
-def test_make_task_rejects_bad_arguments():
-    with pytest.raises(ValueError, match="name must be one of"):
-        cmp.make_task("copy", 10)
-    with pytest.raises(ValueError, match="length must be"):
-        cmp.make_task("adding", 1)
 
 
 # --------------------------------------------------------------------------------------
@@ -145,7 +86,7 @@ def test_ensemble_gradients_stay_inside_each_network_and_clip_like_torch():
 @pytest.mark.parametrize("kind, task_name", [("LSTM", "adding"), ("GRU", "anbn"),
                                              ("RNN", "agreement")])
 def test_training_the_ensemble_equals_training_each_network_alone(kind, task_name):
-    task = cmp.make_task(task_name, 4, test_size=8)
+    task = make_task(task_name, 4, test_size=8)
     seeds, H, steps, batch_size, lr = (5, 9), 6, 4, 8, 0.05
     run = cmp.train_ensemble(kind, task, H, seeds, steps=steps, batch_size=batch_size, lr=lr,
                              max_norm=0.5, evaluations=2)
@@ -191,7 +132,7 @@ def test_ensemble_sets_the_update_bias_of_every_gru_and_only_of_grus():
 
 
 def test_grouping_changes_only_the_rounding():
-    task = cmp.make_task("agreement", 3, test_size=32)
+    task = make_task("agreement", 3, test_size=32)
     seeds = (0, 1, 2, 3, 4)
     together = cmp.train_ensemble("LSTM", task, 5, seeds, steps=5, batch_size=8,
                                   evaluations=1, group_size=5)
@@ -209,10 +150,10 @@ def test_grouping_changes_only_the_rounding():
 
 
 def test_evaluate_scores_each_network_on_new_data_like_the_network_alone():
-    task = cmp.make_task("adding", 6, test_size=16)
+    task = make_task("adding", 6, test_size=16)
     run = cmp.train_ensemble("GRU", task, 4, (3, 8), steps=3, batch_size=8, evaluations=1,
                              group_size=1)
-    data = cmp.make_task("adding", 6, test_size=40, test_seed=99).test()
+    data = make_task("adding", 6, test_size=40, test_seed=99).test()
     scores, losses = run.evaluate(task, data)
     inputs, targets, _ = data
     for k in range(2):
@@ -228,7 +169,7 @@ def test_evaluate_scores_each_network_on_new_data_like_the_network_alone():
 
 
 def test_compare_takes_one_learning_rate_per_kind():
-    task = cmp.make_task("adding", 4, test_size=8)
+    task = make_task("adding", 4, test_size=8)
     settings = dict(lstm_hidden_size=4, seeds=(0,), steps=2, batch_size=4, evaluations=1)
     mixed = cmp.compare(task, lr={"RNN": 0.01, "LSTM": 0.02, "GRU": 0.03}, **settings)
     assert mixed.settings["lr"] == {"RNN": 0.01, "LSTM": 0.02, "GRU": 0.03}
@@ -252,8 +193,8 @@ def test_tuning_prefers_a_rate_that_trains_every_seed():
 
 
 def test_tuning_never_chooses_a_rate_too_small_to_learn():
-    task = cmp.make_task("adding", 3, test_size=64)
-    validation = cmp.make_task("adding", 3, test_size=256, test_seed=7).test()
+    task = make_task("adding", 3, test_size=64)
+    validation = make_task("adding", 3, test_size=256, test_seed=7).test()
     tuning = cmp.tune_learning_rates(task, validation, (1e-7, 0.05), kinds=("LSTM", "GRU"),
                                      seeds=(0, 1, 2), lstm_hidden_size=6, steps=60,
                                      batch_size=32)
@@ -284,7 +225,7 @@ def test_ensemble_rejects_bad_arguments():
 
 
 def test_compare_matches_parameters_and_is_reproducible():
-    task = cmp.make_task("adding", 5, test_size=16)
+    task = make_task("adding", 5, test_size=16)
     first = cmp.compare(task, lstm_hidden_size=6, seeds=(0, 1), steps=6, batch_size=8,
                         evaluations=3)
     second = cmp.compare(task, lstm_hidden_size=6, seeds=(0, 1), steps=6, batch_size=8,
@@ -318,7 +259,7 @@ def test_verdict_rejects_empty_scores():
 
 @pytest.mark.parametrize("match", ["parameters", "hidden_size"])
 def test_data_size_sweep_shapes_and_sizes(match):
-    task = cmp.make_task("adding", 4, test_size=16)
+    task = make_task("adding", 4, test_size=16)
     result = cmp.data_size_sweep(task, (4, 16), lstm_hidden_size=5, match=match,
                                  seeds=(0, 1, 2), steps=3, batch_size=4)
     assert result.sizes == [4, 16] and result.match == match
@@ -353,7 +294,7 @@ def test_explore_is_a_pure_function_and_draws():
 def test_a_diverged_run_is_drawn_at_the_floor_and_marked():
     import matplotlib.pyplot as plt
 
-    task = cmp.make_task("adding", 4, test_size=8)
+    task = make_task("adding", 4, test_size=8)
     assert cmp.score_floor(task) == pytest.approx(-0.9)  # 0 - (0.9 - 0)
     steps = [10, 20, 30]
     scores = {"RNN": np.array([[0.1, 0.0], [0.2, -50.0], [0.3, np.nan]]),

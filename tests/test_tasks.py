@@ -14,6 +14,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from torch.nn import functional
 
 from throughtime.tasks import (
     AGREEMENT_VOCABULARY,
@@ -26,9 +27,11 @@ from throughtime.tasks import (
     adding_problem,
     agreement_chance_accuracy,
     agreement_task,
+    anbn_recognised,
     copy_baseline_cross_entropy,
     copy_task,
     decode_agreement,
+    make_task,
 )
 
 N = 200_000  # sample size for the baseline checks
@@ -378,3 +381,63 @@ def test_decode_rejects_bad_tokens():
         decode_agreement(np.zeros((3, 2), dtype=np.int64))
     with pytest.raises(ValueError, match="ids in 0 .. 24"):
         decode_agreement(np.array([0, 99]))
+
+
+# --------------------------------------------------------------------------------------
+# Tasks as the training loop sees them: make_task
+# --------------------------------------------------------------------------------------
+
+
+def test_adding_task_scores_variance_explained():
+    task = make_task("adding", 12, test_size=4000)
+    inputs, targets, mask = task.test()
+    assert inputs.shape == (12, 4000, 2) and targets.shape == (4000,) and mask is None
+    # The best constant, 1, explains nothing; the exact sum explains everything.
+    constant = torch.ones(4000, 1, 1)
+    assert abs(task.score(constant, targets[:, None], None)[0]) < 0.05
+    exact = targets[:, None, None]
+    assert task.score(exact, targets[:, None], None)[0] == pytest.approx(1.0)
+    mse = float(((constant[..., 0] - targets[:, None]) ** 2).mean())
+    assert task.loss(constant, targets[:, None], None)[0].item() == pytest.approx(mse)
+
+
+def test_agreement_task_scores_accuracy():
+    task = make_task("agreement", 6, test_size=100)
+    inputs, labels, _ = task.test()
+    assert inputs.shape == (8, 100, 25) and torch.equal(inputs.sum(-1), torch.ones(8, 100))
+    right = functional.one_hot(labels, 2).float()[:, None, :] * 5
+    wrong = -right
+    outputs = torch.cat([right, wrong], dim=1)                       # two networks
+    targets = labels[:, None].expand(100, 2)
+    assert task.score(outputs, targets, None).tolist() == [1.0, 0.0]
+    losses = task.loss(outputs, targets, None)
+    expected = functional.cross_entropy(right[:, 0], labels)
+    assert losses[0].item() == pytest.approx(expected.item())
+
+
+def test_anbn_task_scores_the_longest_recognised_prefix():
+    task = make_task("anbn", 4, test_max_n=10)
+    inputs, targets, mask = task.test()
+    assert inputs.shape == (20, 10, 3)
+    perfect = functional.one_hot(targets, 3).float()[:, :, None, :]
+    broken = perfect.clone()
+    n_wrong = 7  # spoil the prediction of the end mark for the string with n = 7
+    broken[2 * n_wrong - 1, n_wrong - 1, 0] = torch.tensor([0.0, 1.0, 0.0])
+    outputs = torch.cat([perfect, broken], dim=2)
+    expanded = [t[..., None].expand(*t.shape, 2) for t in (targets, mask)]
+    assert task.score(outputs, *expanded).tolist() == [10.0, 6.0]
+    recognised = anbn_recognised(outputs, *expanded)
+    assert recognised.shape == (2, 10) and recognised[1].sum() == 9
+    # A wrong guess where nothing is determined (reading the a's) costs nothing.
+    relaxed = perfect.clone()
+    relaxed[0, 5, 0] = torch.tensor([0.0, 0.0, 1.0])
+    assert task.score(relaxed, *(t[..., :1] for t in expanded))[0] == 10.0
+    losses = task.loss(outputs * 20, *expanded)
+    assert losses[0].item() < 1e-6 < losses[1].item()
+
+
+def test_make_task_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="name must be one of"):
+        make_task("copy", 10)
+    with pytest.raises(ValueError, match="length must be"):
+        make_task("adding", 1)

@@ -11,8 +11,11 @@ book is compared with. The baselines are computed exactly here, not copied from 
   2016). Baseline: ``copy_baseline_cross_entropy``.
 - ``agreement_task``: a synthetic subject-verb number agreement set in the spirit of
   Linzen et al. 2016: the number of the first noun, asked for after ``distance``
-  tokens, some of them nouns of the opposite number. Baseline:
-  ``agreement_chance_accuracy``.
+  tokens, some of them nouns of the opposite number (or of random number, which leaves no
+  shortcut). Baseline: ``agreement_chance_accuracy``.
+- ``anbn`` and ``anbn_batch``: the counting language a^n b^n, the next symbol at every step.
+- ``Task`` and ``make_task``: the adding problem, agreement and a^n b^n as a training loop
+  sees them, inputs ready for a network, a loss and a score for K networks at once.
 
 Every generator takes ``rng``, a ``numpy.random.Generator`` or an integer seed, so the
 same call gives the same batch. Arrays are time-major like ``torch.nn`` with
@@ -22,12 +25,16 @@ same call gives the same batch. Arrays are time-major like ``torch.nn`` with
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ._validate import check_choice, check_int, check_real, describe
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "ADDING_VERSIONS",
@@ -564,3 +571,235 @@ def anbn_batch(batch_size: int, rng: np.random.Generator | int, *, max_n: int,
 
 
 __all__ += ["ANBN_SYMBOLS", "ANBN_A", "ANBN_B", "ANBN_END", "anbn", "anbn_batch"]
+
+
+# --------------------------------------------------------------------------------------
+# Tasks as a training loop sees them: batches, a loss and a score, for K networks at once
+# --------------------------------------------------------------------------------------
+
+TASK_NAMES = ("adding", "agreement", "anbn")
+"""The tasks ``make_task`` builds."""
+
+
+@dataclass(frozen=True)
+class Task:
+    """A task as the training loop sees it.
+
+    Attributes
+    ----------
+    name : {"adding", "agreement", "anbn"}
+    length : int
+        T for the adding problem; the subject-verb distance for agreement; the largest n
+        trained on for a^n b^n.
+    input_size, output_size : int
+        I and O of a network for the task.
+    per_step : bool
+        Whether the network answers at every step (a^n b^n) or after the last one.
+    score_name : str
+        What ``score`` measures, for axis labels.
+    chance : float
+        The score of a network without memory.
+    solved : float
+        The score at which the task counts as solved.
+    batch : callable
+        ``batch(batch_size, rng) -> (inputs, targets, mask)``: inputs (T, B, I) float32;
+        targets (B,) after the last step or (T, B) at every step; mask like the targets,
+        True where an answer counts (``None``: every answer counts).
+    test : callable
+        ``test() -> (inputs, targets, mask)``: the fixed test set, in the same form.
+    loss : callable
+        ``loss(outputs, targets, mask) -> (K,)``: the training loss of each of K networks.
+        Outputs have the networks on the second-to-last axis, (B, K, O) or (T, B, K, O);
+        targets and mask get the network axis last, (B, K) or (T, B, K).
+    score : callable
+        ``score(outputs, targets, mask) -> (K,)``: the test score of each network (numpy),
+        higher is better; arguments as for ``loss``.
+    """
+
+    name: str
+    length: int
+    input_size: int
+    output_size: int
+    per_step: bool
+    score_name: str
+    chance: float
+    solved: float
+    batch: Callable[[int, np.random.Generator], tuple[Any, Any, Any]] = field(repr=False)
+    test: Callable[[], tuple[Any, Any, Any]] = field(repr=False)
+    loss: Callable[[Any, Any, Any], torch.Tensor] = field(repr=False)
+    score: Callable[[Any, Any, Any], np.ndarray] = field(repr=False)
+
+    @property
+    def label(self) -> str:
+        """A short name with the length, for titles: "adding, T = 50"."""
+        symbol = {"adding": "T", "agreement": "distance", "anbn": "n ≤"}[self.name]
+        joiner = " " if self.name == "anbn" else " = "
+        return f"{self.name}, {symbol}{joiner}{self.length}"
+
+
+def _one_hot(tokens: Any, size: int) -> torch.Tensor:
+    import torch
+    from torch.nn import functional
+
+    tokens = torch.as_tensor(tokens)
+    return functional.one_hot(tokens, size).to(torch.float32)
+
+
+def _cross_entropy(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross entropy of every entry: outputs (..., O) logits, targets (...) -> (...)."""
+    from torch.nn import functional
+
+    losses = functional.cross_entropy(outputs.reshape(-1, outputs.shape[-1]),
+                                      targets.reshape(-1), reduction="none")
+    return losses.reshape(targets.shape)
+
+
+def _adding(length: int, test_size: int, test_seed: int) -> Task:
+    baseline = adding_baseline_mse("le")
+
+    def batch(batch_size: int, rng: np.random.Generator) -> tuple[Any, Any, Any]:
+        inputs, targets = adding_problem(length, batch_size, rng, as_torch=True)
+        return inputs, targets[:, 0], None
+
+    def loss(outputs: torch.Tensor, targets: torch.Tensor, mask: Any) -> torch.Tensor:
+        return (outputs[..., 0] - targets).square().mean(dim=0)       # (B, K) -> (K,)
+
+    def score(outputs: torch.Tensor, targets: torch.Tensor, mask: Any) -> np.ndarray:
+        mse = (outputs[..., 0] - targets).square().double().mean(dim=0)
+        return (1.0 - mse / baseline).cpu().numpy()
+
+    return Task("adding", length, 2, 1, False, "variance explained", 0.0, 0.9, batch,
+                lambda: batch(test_size, np.random.default_rng(test_seed)), loss, score)
+
+
+def _agreement(length: int, test_size: int, test_seed: int) -> Task:
+    size = AGREEMENT_VOCABULARY.size
+
+    def batch(batch_size: int, rng: np.random.Generator) -> tuple[Any, Any, Any]:
+        tokens, labels = agreement_task(length, batch_size, rng, attractors=length // 2,
+                                        attractor_number="random", as_torch=True)
+        return _one_hot(tokens, size), labels, None
+
+    def loss(outputs: torch.Tensor, targets: torch.Tensor, mask: Any) -> torch.Tensor:
+        return _cross_entropy(outputs, targets).mean(dim=0)           # (B, K) -> (K,)
+
+    def score(outputs: torch.Tensor, targets: torch.Tensor, mask: Any) -> np.ndarray:
+        right = outputs.argmax(dim=-1) == targets                       # (B, K)
+        return right.double().mean(dim=0).cpu().numpy()
+
+    return Task("agreement", length, size, 2, False, "accuracy", 0.5, 0.95, batch,
+                lambda: batch(test_size, np.random.default_rng(test_seed)), loss, score)
+
+
+def _anbn(length: int, test_max_n: int) -> Task:
+    symbols = len(ANBN_SYMBOLS)
+
+    def batch(batch_size: int, rng: np.random.Generator) -> tuple[Any, Any, Any]:
+        tokens, targets, mask, _ = anbn_batch(batch_size, rng, max_n=length, as_torch=True)
+        return _one_hot(tokens, symbols), targets, mask
+
+    def test() -> tuple[Any, Any, Any]:
+        tokens, targets, mask = anbn(np.arange(1, test_max_n + 1), as_torch=True)
+        return _one_hot(tokens, symbols), targets, mask
+
+    def loss(outputs: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        weights = mask.to(outputs.dtype)                                # (T, B, K)
+        losses = _cross_entropy(outputs, targets) * weights
+        return losses.sum(dim=(0, 1)) / weights.sum(dim=(0, 1))
+
+    def score(outputs: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
+        return anbn_longest_recognised(outputs, targets, mask).astype(np.float64)
+
+    return Task("anbn", length, symbols, symbols, True, "largest n recognised", 0.0,
+                float(length), batch, test, loss, score)
+
+
+def anbn_recognised(outputs: torch.Tensor, targets: torch.Tensor,
+                    mask: torch.Tensor) -> np.ndarray:
+    """Which strings each network recognises: every determined next symbol predicted right.
+
+    Parameters
+    ----------
+    outputs : Tensor, shape (T, B, K, 3)
+        Scores of the next symbol (a, b, $) from K networks on B strings.
+    targets : Tensor of int64, shape (T, B, K)
+        The next symbols (the same for every network: ``Tensor.expand`` them).
+    mask : Tensor of bool, shape (T, B, K)
+        Steps whose next symbol is determined (see ``anbn``).
+
+    Returns
+    -------
+    ndarray of bool, shape (K, B)
+    """
+    right = (outputs.argmax(dim=-1) == targets) | ~mask                # (T, B, K)
+    return right.all(dim=0).T.cpu().numpy()
+
+
+def anbn_longest_recognised(outputs: torch.Tensor, targets: torch.Tensor,
+                            mask: torch.Tensor) -> np.ndarray:
+    """For the strings n = 1, 2, ..., N in order: the largest n with every n' <= n recognised.
+
+    Parameters are those of ``anbn_recognised``, with string b holding n = b + 1.
+
+    Returns
+    -------
+    ndarray of int, shape (K,)
+        0 when the string with n = 1 is already wrong; N when all are right.
+    """
+    failed = ~anbn_recognised(outputs, targets, mask)                  # (K, N)
+    return np.where(failed.any(axis=1), failed.argmax(axis=1), failed.shape[1]).astype(np.int64)
+
+
+def make_task(name: str, length: int, *, test_size: int = 1000, test_seed: int = 12345,
+              test_max_n: int | None = None) -> Task:
+    """Build a task for ``comparison.train_ensemble`` and ``comparison.compare``.
+
+    ``"adding"``
+        Le et al.'s adding problem (``adding_problem``) with T = ``length``; two
+        inputs per step, one output after the last; loss MSE; score the variance
+        explained, 1 - MSE / (1/6), so 0 is the no-memory baseline and 1 is perfect.
+    ``"agreement"``
+        Number agreement at distance ``length`` with distractor nouns of random number
+        (``agreement_task`` with ``length // 2`` nouns and ``attractor_number="random"``:
+        only the subject predicts the label), tokens one-hot
+        (I = 25); two outputs after the last step; cross entropy; score the accuracy
+        (chance 0.5).
+    ``"anbn"``
+        The counting language a^n b^n (``anbn``) with n drawn from 1 .. ``length``
+        for training; one-hot symbols; the next symbol predicted at every step; cross
+        entropy on the steps whose next symbol is determined. The test set holds one string
+        for every n from 1 to ``test_max_n`` (3 ``length`` by default), longer than any
+        string trained on; the score is the largest n such that every string up to it is
+        recognised (``anbn_longest_recognised``). Scoring ``length`` means the training
+        range is learned; more means the network counts beyond it.
+
+    Parameters
+    ----------
+    name : {"adding", "agreement", "anbn"}
+    length : int
+        T, the distance or the largest n trained on.
+    test_size : int
+        Test sequences (adding and agreement).
+    test_seed : int
+        Seed of the test set (adding and agreement).
+    test_max_n : int, optional
+        Largest n tested (a^n b^n).
+
+    Returns
+    -------
+    Task
+    """
+    check_choice("name", name, TASK_NAMES)
+    length = check_int("length", length, minimum=2 if name == "adding" else 1)
+    test_size = check_int("test_size", test_size, minimum=1)
+    test_seed = check_int("test_seed", test_seed, minimum=0)
+    if name == "adding":
+        return _adding(length, test_size, test_seed)
+    if name == "agreement":
+        return _agreement(length, test_size, test_seed)
+    test_max_n = 3 * length if test_max_n is None else check_int("test_max_n", test_max_n,
+                                                                 minimum=1)
+    return _anbn(length, test_max_n)
+
+
+__all__ += ["TASK_NAMES", "Task", "make_task", "anbn_recognised", "anbn_longest_recognised"]
