@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from throughtime import comparison as cmp
+from throughtime import explorers
 from throughtime.gates import gate_rows, set_forget_bias
 from throughtime.measure import KINDS, matched_hidden_sizes, model_parameter_count
 from throughtime.tasks import make_task
@@ -276,8 +277,8 @@ def test_data_size_sweep_shapes_and_sizes(match):
 def test_explore_is_a_pure_function_and_draws():
     import matplotlib.pyplot as plt
 
-    first = cmp.explore("anbn", 3, 4, steps=4, seeds=(0,), evaluations=2, batch_size=4)
-    second = cmp.explore("anbn", 3, 4, steps=4, seeds=(0,), evaluations=2, batch_size=4)
+    first = explorers.explore("anbn", 3, 4, steps=4, seeds=(0,), evaluations=2, batch_size=4)
+    second = explorers.explore("anbn", 3, 4, steps=4, seeds=(0,), evaluations=2, batch_size=4)
     for kind in first.kinds:
         np.testing.assert_array_equal(first.scores[kind], second.scores[kind])
     fig, ax = plt.subplots()
@@ -326,7 +327,7 @@ def test_a_diverged_run_is_drawn_at_the_floor_and_marked():
 def test_explorer_uses_core_widgets_only():
     import ipywidgets as widgets
 
-    box = cmp.comparison_explorer()
+    box = explorers.comparison_explorer()
     assert isinstance(box, widgets.VBox)
     leaves = [w for child in box.children
               for w in (child.children if isinstance(child, widgets.HBox) else [child])]
@@ -337,7 +338,7 @@ def test_explorer_uses_core_widgets_only():
 def test_the_comparison_explorer_disables_its_controls_while_training_and_flags_stale_figures(
         monkeypatch):
     widgets = pytest.importorskip("ipywidgets")
-    box = cmp.comparison_explorer()
+    box = explorers.comparison_explorer()
     leaves = [w for child in box.children
               for w in (child.children if isinstance(child, widgets.HBox) else [child])]
     button = next(w for w in leaves if isinstance(w, widgets.Button))
@@ -349,15 +350,15 @@ def test_the_comparison_explorer_disables_its_controls_while_training_and_flags_
         seen.append((button.disabled, all(s.disabled for s in sliders), status.value))
         raise RuntimeError("stopped for the test")
 
-    real_explore = cmp.explore
-    monkeypatch.setattr(cmp, "explore", fake_explore)
+    real_explore = explorers.explore
+    monkeypatch.setattr(explorers, "explore", fake_explore)
     button.click()
     disabled, sliders_disabled, during = seen[0]
     assert disabled and sliders_disabled and during.startswith("Training")
     assert not button.disabled and "stopped for the test" in status.value
 
     comparison = real_explore("adding", length=4, lstm_hidden_size=4, steps=2)
-    monkeypatch.setattr(cmp, "explore", lambda **values: comparison)
+    monkeypatch.setattr(explorers, "explore", lambda **values: comparison)
     button.click()
     assert status.value == "The figure shows these settings."
     sliders[0].value = sliders[0].value + 2

@@ -17,8 +17,8 @@ live in ``measure``; this module trains and compares:
 - **Pictures.** ``draw_comparison`` draws one comparison into an ``Axes`` (a diverged run
   at ``score_floor``, marked, so that it does not squash the other curves);
   ``comparison_small_multiples`` puts several side by side (the static figure of the
-  website), and ``comparison_explorer`` is the ipywidgets version of the live notebook,
-  whose callback is the pure function ``explore``.
+  website); ``explorers.comparison_explorer`` is the ipywidgets version of the live
+  notebook.
 
 Kinds are named like their ``torch.nn`` classes: ``"RNN"`` (tanh), ``"LSTM"``, ``"GRU"``
 (``measure.KINDS``). Notation: I inputs, H hidden units, O outputs, T time steps,
@@ -39,7 +39,7 @@ from torch import nn
 
 from ._validate import check_choice, check_int, check_real, describe
 from .measure import GATES, KINDS, check_kind, matched_hidden_sizes, model_parameter_count
-from .tasks import TASK_NAMES, Task, make_task
+from .tasks import Task
 
 __all__ = [
     "KIND_COLORS",
@@ -54,11 +54,9 @@ __all__ = [
     "tune_learning_rates",
     "SweepResult",
     "data_size_sweep",
-    "explore",
     "score_floor",
     "draw_comparison",
     "comparison_small_multiples",
-    "comparison_explorer",
 ]
 
 
@@ -910,27 +908,11 @@ def data_size_sweep(task: Task, sizes: Iterable[int], *, lstm_hidden_size: int =
 
 
 # --------------------------------------------------------------------------------------
-# Pictures: one comparison, the static grid, the live explorer
+# Pictures: one comparison and the static grid
 # --------------------------------------------------------------------------------------
 
 KIND_COLORS = {"RNN": "#7F7F7F", "LSTM": "#0072B2", "GRU": "#D55E00"}
 """One colour per kind in every figure of the chapter (grey, blue, vermillion)."""
-
-
-def explore(task_name: str, length: int, lstm_hidden_size: int, *, steps: int = 200,
-            seeds: Iterable[int] = (0, 1), kinds: Iterable[str] = KINDS,
-            **settings: Any) -> Comparison:
-    """The explorer's callback: ``compare`` on ``make_task(task_name, length)``.
-
-    A pure function of its arguments (same arguments, same numbers), so the live widget
-    and the tests see the same thing. Both gated layers start with the gate that keeps the
-    state opened by a bias of 1 (``forget_bias`` and ``update_bias``), unless ``settings``
-    say otherwise; every kind gets the same learning rate (``compare``'s ``lr``).
-    """
-    task = make_task(task_name, length)
-    settings = {"forget_bias": 1.0, "update_bias": 1.0} | settings
-    return compare(task, lstm_hidden_size=lstm_hidden_size, kinds=kinds, seeds=seeds,
-                   steps=steps, **settings)
 
 
 def score_floor(task: Task) -> float:
@@ -1038,79 +1020,3 @@ def comparison_small_multiples(comparisons: Sequence[Comparison], *, columns: in
                bbox_to_anchor=(0.5, -0.02))
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig
-
-
-def comparison_explorer(task_name: str = "adding", length: int = 20,
-                        lstm_hidden_size: int = 16, steps: int = 200) -> Any:
-    """Dropdown and sliders for the task, its length, the LSTM's size and the steps.
-
-    Only core ipywidgets (``Dropdown``, ``IntSlider``, ``Button``, ``Output``), so it runs
-    in ipywidgets 7.7 (Colab) and 8. Training starts when the button is pressed (a run
-    takes seconds); the figure is ``draw_comparison(ax, explore(...))``. While a run trains,
-    the button and the controls are disabled and a label says what is training; a setting
-    changed after a run is flagged as not yet shown.
-
-    Returns
-    -------
-    ipywidgets.VBox
-        Display it as the last expression of a cell.
-    """
-    import ipywidgets as widgets
-    import matplotlib.pyplot as plt
-
-    check_choice("task_name", task_name, TASK_NAMES)
-    controls = {
-        "task_name": widgets.Dropdown(options=list(TASK_NAMES), value=task_name,
-                                      description="task"),
-        "length": widgets.IntSlider(value=length, min=2, max=100, step=2,
-                                    description="length", continuous_update=False),
-        "lstm_hidden_size": widgets.IntSlider(value=lstm_hidden_size, min=4, max=64, step=4,
-                                              description="LSTM H", continuous_update=False),
-        "steps": widgets.IntSlider(value=steps, min=50, max=1000, step=50,
-                                   description="steps", continuous_update=False),
-    }
-    button = widgets.Button(description="train")
-    status = widgets.Label(value="Press train: a run takes from a few seconds to a minute.")
-    output = widgets.Output()
-    shown: dict[str, Any] = {}  # the settings of the figure on display
-
-    def mark_stale(_: Any = None) -> None:
-        if shown and button.description == "train":
-            changed = {name: control.value for name, control in controls.items()} != shown
-            status.value = ("Settings changed: the figure shows the previous ones; press train."
-                            if changed else "The figure shows these settings.")
-
-    def run(_: Any = None) -> None:
-        values = {name: control.value for name, control in controls.items()}
-        for widget in (button, *controls.values()):
-            widget.disabled = True
-        button.description = "training..."
-        status.value = (f"Training LSTM, GRU and tanh RNN on {values['task_name']} (length "
-                        f"{values['length']}, {values['steps']} steps)...")
-        output.clear_output()
-        try:
-            comparison = explore(**values)
-            with output:
-                fig, ax = plt.subplots(figsize=(6.0, 3.4))
-                draw_comparison(ax, comparison)
-                parameters = ", ".join(f"{kind} {count}"
-                                       for kind, count in comparison.parameters.items())
-                ax.set_title(f"{comparison.task.label} (parameters: {parameters})", fontsize=9)
-                plt.show()
-            shown.clear()
-            shown.update(values)
-            status.value = "The figure shows these settings."
-        except Exception as error:  # shown to the reader, not lost in a callback
-            status.value = f"The run failed: {error}"
-        finally:
-            button.description = "train"
-            for widget in (button, *controls.values()):
-                widget.disabled = False
-
-    button.on_click(run)
-    for control in controls.values():
-        control.observe(mark_stale, names="value")
-    return widgets.VBox([widgets.HBox([controls["task_name"], controls["length"]]),
-                         widgets.HBox([controls["lstm_hidden_size"], controls["steps"]]),
-                         widgets.HBox([button, status]), output])
-
