@@ -12,8 +12,8 @@ sequences scored every 25 steps, a run stops once solved) on two tasks:
     learning rate 0.01; solved once the test accuracy is at least 0.99.
 
 Each network runs with the gate that keeps memory at PyTorch's default initialisation and
-with its bias set to 1 (the LSTM's forget gate, ``lstm_tools.set_forget_bias``; the GRU's
-update gate, ``gru_variants.set_update_bias``), so that the two gated networks get the same
+with its bias set to 1 (the LSTM's forget gate, ``gates.set_forget_bias``; the GRU's
+update gate, ``gates.set_update_bias``), so that the two gated networks get the same
 treatment. A tanh RNN with a four times longer budget (1,200 steps) shows whether its failure
 at these lengths is a matter of budget. Seeds 0 .. N-1 under three kernel settings (as
 ``scripts/portability.py`` sets them); the tables give the number of seeds that solved each

@@ -10,13 +10,13 @@ holds:
     The adding problem at T = 50, learning rate 0.02, at most 600 steps, the test set (1,000
     sequences) scored every 50 steps, a run stops once its test MSE is at most 0.01 (as in
     the chapter). For every LSTM that solved the task, its memory unit
-    (``lstm_tools.memory_unit`` on 256 new sequences: the unit that writes at the first mark
+    (``gates.memory_unit`` on 256 new sequences: the unit that writes at the first mark
     and still holds it at the second): the input gate at and away from the marks, the forget
     gate between the marks, the change of the cell state, the share kept by it and by the
     next best unit.
 ``agreement``
-    Number agreement without a shortcut (``experiments.agreement_batch``), learning rate
-    0.01, 300 steps, each batch at a distance drawn from 1 to 40 and half of the
+    Number agreement without a shortcut (``tasks.agreement_task``, nouns of random number),
+    learning rate 0.01, 300 steps, each batch at a distance drawn from 1 to 40 and half of the
     intervening tokens nouns of random number; the accuracy on 500 new sequences at
     distances 5, 10, 20, 40 and 80.
 ``mechanism``
@@ -104,7 +104,7 @@ def run_experiment(name: str, seeds, args) -> dict:
 
     from throughtime import numpy_cells
     from throughtime.experiments import train_on_task
-    from throughtime.lstm_tools import memory_unit, record_gates
+    from throughtime.gates import memory_unit, record_gates
     from throughtime.tasks import adding_problem
 
     torch.set_num_threads(1)

@@ -1,7 +1,7 @@
 """Seed and kernel study of the training claims in "Choosing between LSTM and GRU".
 
 The chapter trains a tanh RNN, an LSTM and a GRU at an equal parameter count (the LSTM has
-16 hidden units; ``comparison.matched_hidden_sizes``), with Adam, batches of 64, gradients
+16 hidden units; ``measure.matched_hidden_sizes``), with Adam, batches of 64, gradients
 clipped at norm 1, and the gate that keeps the state opened the same way in both gated
 layers (LSTM forget-gate bias 1, GRU update-gate bias 1). A training outcome depends on the
 learning rate, the seed and the CPU kernels, so this script reruns the chapter's
@@ -87,18 +87,18 @@ SWEEP_SIZES = (16, 128, 1024)
 
 
 def make_task(name: str, length: int):
-    from throughtime import comparison as cmp
+    from throughtime import tasks
 
-    return cmp.make_task(name, length, test_size=TEST_SIZE, test_max_n=3 * length)
+    return tasks.make_task(name, length, test_size=TEST_SIZE, test_max_n=3 * length)
 
 
 def validation_data(name: str, length: int):
     """Data no network trains on and that is not the test set (see the module docstring)."""
-    from throughtime import comparison as cmp
+    from throughtime import tasks
 
     if name == "anbn":
-        return cmp.make_task("anbn", length, test_max_n=length).test()
-    return cmp.make_task(name, length, test_size=TEST_SIZE, test_seed=VALIDATION_SEED).test()
+        return tasks.make_task("anbn", length, test_max_n=length).test()
+    return tasks.make_task(name, length, test_size=TEST_SIZE, test_seed=VALIDATION_SEED).test()
 
 
 def _scores(comparison) -> dict[str, list[float]]:
@@ -110,12 +110,13 @@ def run_experiment(name: str, seeds, args) -> dict:
     import torch
 
     from throughtime import comparison as cmp
+    from throughtime.measure import KINDS
 
     torch.set_num_threads(1)
     results: dict = {}
     if name == "tune":
         # The LSTM's longer run gets its own sweep: a rate is tuned for a budget.
-        runs = {label: (*entry, cmp.KINDS) for label, entry in TASKS.items()}
+        runs = {label: (*entry, KINDS) for label, entry in TASKS.items()}
         runs[LONGER_LABEL] = ("adding", 30, LONGER * TASKS["adding, T = 30"][2], ("LSTM",))
         if args.only_longer:
             runs = {LONGER_LABEL: runs[LONGER_LABEL]}

@@ -9,19 +9,18 @@ import pytest
 import torch
 from torch import nn
 
+from throughtime import experiments
 from throughtime.experiments import (
     KINDS,
     RunResult,
     SequenceModel,
-    agreement_batch,
     make_model,
     run_seeds,
     score_on_task,
     summarize,
     train_on_task,
 )
-from throughtime.gru_variants import gate_rows as gru_gate_rows
-from throughtime.lstm_tools import effective_forget_bias
+from throughtime.gates import effective_forget_bias, gate_rows
 from throughtime.tasks import AGREEMENT_VOCABULARY, adding_problem, agreement_task
 
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
@@ -68,7 +67,7 @@ def test_lstm_forget_bias_is_set_or_left_alone():
 def test_gru_update_bias_is_set_or_left_alone():
     torch.manual_seed(4)
     biased = make_model("gru", "agreement", hidden_size=5, update_bias=1.0)
-    z = gru_gate_rows("z", 5)
+    z = gate_rows("GRU", "z", 5)
     torch.testing.assert_close(biased.recurrent.bias_ih_l0[z], torch.ones(5))
     torch.testing.assert_close(biased.recurrent.bias_hh_l0[z], torch.zeros(5))
     torch.manual_seed(4)
@@ -76,7 +75,7 @@ def test_gru_update_bias_is_set_or_left_alone():
     torch.manual_seed(4)
     reference = make_model("gru", "agreement", hidden_size=5, forget_bias=3.0)  # LSTM only
     torch.testing.assert_close(default.recurrent.bias_ih_l0, reference.recurrent.bias_ih_l0)
-    r, n = gru_gate_rows("r", 5), gru_gate_rows("n", 5)
+    r, n = gate_rows("GRU", "r", 5), gate_rows("GRU", "n", 5)
     torch.testing.assert_close(biased.recurrent.bias_ih_l0[r], default.recurrent.bias_ih_l0[r])
     torch.testing.assert_close(biased.recurrent.bias_hh_l0[n], default.recurrent.bias_hh_l0[n])
     lstm = make_model("lstm", "adding", hidden_size=5, update_bias=2.0)  # GRU only
@@ -92,42 +91,14 @@ def _number(token: int) -> int | None:
     return 0 if token in SINGULAR else 1 if token in PLURAL else None
 
 
-def test_agreement_batch_changes_only_the_number_of_middle_nouns():
-    tokens, labels = agreement_batch(12, 400, np.random.default_rng(5), distractors=4)
-    original, original_labels = agreement_task(12, 400, np.random.default_rng(5), attractors=4)
-    np.testing.assert_array_equal(labels.numpy(), original_labels)
-    changed = tokens.numpy() != original
-    assert not changed[0].any() and not changed[-1].any()
-    n = len(AGREEMENT_VOCABULARY.singular)
-    # A changed token is the same noun in the other number: ids differ by exactly n.
-    np.testing.assert_array_equal(np.abs(tokens.numpy()[changed] - original[changed]), n)
-    assert tokens.dtype == torch.int64 and tokens.shape == (14, 400)
-
-
-def test_agreement_batch_middle_nouns_say_nothing_about_the_label():
-    tokens, labels = agreement_batch(10, 4000, 11)
-    tokens, labels = tokens.numpy(), labels.numpy()
-    same, total, last_noun_right = 0, 0, 0
-    for b in range(tokens.shape[1]):
-        numbers = [_number(t) for t in tokens[1:-1, b]]
-        numbers = [k for k in numbers if k is not None]
-        assert len(numbers) == 5  # distance // 2 distractors
-        same += sum(k == labels[b] for k in numbers)
-        total += len(numbers)
-        last_noun_right += numbers[-1] == labels[b]
-        assert _number(tokens[0, b]) == labels[b]
-    assert abs(same / total - 0.5) < 0.02
-    assert abs(last_noun_right / tokens.shape[1] - 0.5) < 0.03
-
-
 @pytest.mark.parametrize("distance, share, nouns", [(10, 0.5, 5), (11, 0.5, 5), (8, 0.0, 0),
                                                      (8, 1.0, 8), (9, 0.25, 2)])
 def test_distractor_share_sets_the_number_of_nouns(distance, share, nouns):
-    tokens, _ = agreement_batch(distance, 50, 3, distractor_share=share)
+    tokens, _ = experiments._agreement_batch(distance, 50, 3, None, share)
     counts = [sum(_number(t) is not None for t in column) for column in tokens.numpy()[1:-1].T]
     assert counts == [nouns] * 50
     if share == 0.5:  # the default is half of the distance, rounded down: the same batch
-        default, _ = agreement_batch(distance, 50, 3)
+        default, _ = experiments._agreement_batch(distance, 50, 3, None, None)
         assert torch.equal(tokens, default)
 
 
@@ -209,7 +180,8 @@ def test_score_on_task_is_the_metric_on_a_fresh_test_set():
                         test_size=64, test_seed=8, device="cpu", stop_when_solved=False)
     # At the training length and with the run's test seed it is the run's own last score.
     assert score_on_task(run.model, "agreement", 4, test_size=64, test_seed=8) == run.final
-    tokens, labels = agreement_batch(7, 30, np.random.default_rng(2), distractor_share=0.0)
+    tokens, labels = agreement_task(7, 30, np.random.default_rng(2), attractors=0,
+                                    attractor_number="random", as_torch=True)
     with torch.no_grad():
         expected = (run.model(tokens).argmax(dim=1) == labels).float().mean().item()
     assert score_on_task(run.model, "agreement", 7, test_size=30, test_seed=2,
@@ -279,10 +251,9 @@ def test_run_seeds_covers_every_kind_and_seed():
      "stop_when_solved must be True or False"),
     (lambda: run_seeds([], [0], "adding", length=5), ValueError, "must not be empty"),
     (lambda: summarize([1, 2]), TypeError, "RunResult"),
-    (lambda: agreement_batch(4, 2, "seed"), TypeError, "rng must be"),
-    (lambda: agreement_batch(4, 2, 0, distractors=1, distractor_share=0.5), ValueError,
-     "not both"),
-    (lambda: agreement_batch(4, 2, 0, distractor_share=1.5), ValueError,
+    (lambda: score_on_task(nn.Linear(2, 1), "agreement", 4, distractors=1,
+                           distractor_share=0.5), ValueError, "not both"),
+    (lambda: score_on_task(nn.Linear(2, 1), "agreement", 4, distractor_share=1.5), ValueError,
      r"distractor_share must be in \[0, 1\]"),
     (lambda: train_on_task("gru", "adding", length=5, distractor_share=0.5), ValueError,
      "apply to task='agreement' only"),

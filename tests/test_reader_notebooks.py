@@ -207,7 +207,7 @@ def test_collapsed_cells_are_titled_for_colab_and_hidden_for_jupyterlab():
     plot = new_code_cell("plt.plot([1, 2])", metadata={"tags": ["hide-input"]},
                          outputs=[nbformat.v4.new_output("display_data",
                                                          data={"image/png": "iVBOR"})])
-    live = new_code_cell("from throughtime.interactive import gradient_norm_explorer\n"
+    live = new_code_cell("from throughtime.explorers import gradient_norm_explorer\n"
                          "gradient_norm_explorer()", metadata={"tags": ["remove-cell"]})
     answer = new_code_cell("def f():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION")
     wheel = "throughtime @ https://example.org/course/_static/throughtime-0.1.0-py3-none-any.whl"

@@ -14,6 +14,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from torch.nn import functional
 
 from throughtime.tasks import (
     AGREEMENT_VOCABULARY,
@@ -26,9 +27,11 @@ from throughtime.tasks import (
     adding_problem,
     agreement_chance_accuracy,
     agreement_task,
+    anbn_recognised,
     copy_baseline_cross_entropy,
     copy_task,
     decode_agreement,
+    make_task,
 )
 
 N = 200_000  # sample size for the baseline checks
@@ -287,6 +290,51 @@ def test_agreement_attractor_positions_are_spread():
     assert np.abs(counts - 1000).max() < 4 * math.sqrt(6000 * (1 / 6) * (5 / 6))
 
 
+def _opposite_of_last_noun(tokens):
+    """The shortcut that needs no memory: the number opposite to the last noun's."""
+    numbers = _number(tokens)[1:-1]
+    last = numbers.shape[0] - 1 - (numbers >= 0)[::-1].argmax(axis=0)
+    return 1 - numbers[last, np.arange(numbers.shape[1])]
+
+
+def test_opposite_attractors_leave_a_shortcut_and_random_ones_do_not():
+    tokens, labels = agreement_task(20, 4000, 5, attractors=10)
+    assert (_opposite_of_last_noun(tokens) == labels).all()
+    tokens, labels = agreement_task(20, 4000, 5, attractors=10, attractor_number="random")
+    accuracy = (_opposite_of_last_noun(tokens) == labels).mean()
+    assert abs(accuracy - 0.5) < 4 * math.sqrt(0.25 / 4000)
+
+
+def test_random_attractor_number_changes_only_the_number_of_middle_nouns():
+    random, random_labels = agreement_task(12, 400, np.random.default_rng(5), attractors=4,
+                                           attractor_number="random", as_torch=True)
+    opposite, labels = agreement_task(12, 400, np.random.default_rng(5), attractors=4)
+    np.testing.assert_array_equal(random_labels.numpy(), labels)
+    changed = random.numpy() != opposite
+    assert not changed[0].any() and not changed[-1].any()
+    assert changed.any()
+    n = len(AGREEMENT_VOCABULARY.singular)
+    # A changed token is the same noun in the other number: ids differ by exactly n.
+    np.testing.assert_array_equal(np.abs(random.numpy()[changed] - opposite[changed]), n)
+    assert random.dtype == torch.int64 and random.shape == (14, 400)
+
+
+def test_random_attractor_numbers_are_independent_of_the_subject():
+    tokens, labels = agreement_task(10, 4000, 11, attractors=5, attractor_number="random")
+    numbers = _number(tokens)
+    np.testing.assert_array_equal(numbers[0], labels)
+    middle = numbers[1:-1]
+    assert ((middle >= 0).sum(axis=0) == 5).all()
+    nouns = middle[middle >= 0]
+    same = (middle == labels).sum()
+    # Each noun has the subject's number with probability 1/2, whatever the subject.
+    assert abs(same / nouns.size - 0.5) < 4 * math.sqrt(0.25 / nouns.size)
+    for label in (0, 1):
+        columns = middle[:, labels == label]
+        plural_share = (columns == 1).sum() / (columns >= 0).sum()
+        assert abs(plural_share - 0.5) < 0.03
+
+
 @pytest.mark.parametrize("p", [0.5, 0.8])
 def test_agreement_chance_matches_a_large_sample(p):
     _, labels = agreement_task(3, N, 9, plural_probability=p)
@@ -318,6 +366,8 @@ def test_agreement_seed_torch_and_decode():
         ({"attractors": -1}, ValueError, "attractors must be an integer >= 0"),
         ({"plural_probability": 1.5}, ValueError, r"plural_probability must be in \[0, 1\]"),
         ({"plural_probability": "half"}, TypeError, "plural_probability must be a real"),
+        ({"attractor_number": "same"}, ValueError, "attractor_number must be one of"),
+        ({"rng": "seed"}, TypeError, "rng must be"),
     ],
 )
 def test_agreement_rejects_bad_arguments(kwargs, error, words):
@@ -331,3 +381,63 @@ def test_decode_rejects_bad_tokens():
         decode_agreement(np.zeros((3, 2), dtype=np.int64))
     with pytest.raises(ValueError, match="ids in 0 .. 24"):
         decode_agreement(np.array([0, 99]))
+
+
+# --------------------------------------------------------------------------------------
+# Tasks as the training loop sees them: make_task
+# --------------------------------------------------------------------------------------
+
+
+def test_adding_task_scores_variance_explained():
+    task = make_task("adding", 12, test_size=4000)
+    inputs, targets, mask = task.test()
+    assert inputs.shape == (12, 4000, 2) and targets.shape == (4000,) and mask is None
+    # The best constant, 1, explains nothing; the exact sum explains everything.
+    constant = torch.ones(4000, 1, 1)
+    assert abs(task.score(constant, targets[:, None], None)[0]) < 0.05
+    exact = targets[:, None, None]
+    assert task.score(exact, targets[:, None], None)[0] == pytest.approx(1.0)
+    mse = float(((constant[..., 0] - targets[:, None]) ** 2).mean())
+    assert task.loss(constant, targets[:, None], None)[0].item() == pytest.approx(mse)
+
+
+def test_agreement_task_scores_accuracy():
+    task = make_task("agreement", 6, test_size=100)
+    inputs, labels, _ = task.test()
+    assert inputs.shape == (8, 100, 25) and torch.equal(inputs.sum(-1), torch.ones(8, 100))
+    right = functional.one_hot(labels, 2).float()[:, None, :] * 5
+    wrong = -right
+    outputs = torch.cat([right, wrong], dim=1)                       # two networks
+    targets = labels[:, None].expand(100, 2)
+    assert task.score(outputs, targets, None).tolist() == [1.0, 0.0]
+    losses = task.loss(outputs, targets, None)
+    expected = functional.cross_entropy(right[:, 0], labels)
+    assert losses[0].item() == pytest.approx(expected.item())
+
+
+def test_anbn_task_scores_the_longest_recognised_prefix():
+    task = make_task("anbn", 4, test_max_n=10)
+    inputs, targets, mask = task.test()
+    assert inputs.shape == (20, 10, 3)
+    perfect = functional.one_hot(targets, 3).float()[:, :, None, :]
+    broken = perfect.clone()
+    n_wrong = 7  # spoil the prediction of the end mark for the string with n = 7
+    broken[2 * n_wrong - 1, n_wrong - 1, 0] = torch.tensor([0.0, 1.0, 0.0])
+    outputs = torch.cat([perfect, broken], dim=2)
+    expanded = [t[..., None].expand(*t.shape, 2) for t in (targets, mask)]
+    assert task.score(outputs, *expanded).tolist() == [10.0, 6.0]
+    recognised = anbn_recognised(outputs, *expanded)
+    assert recognised.shape == (2, 10) and recognised[1].sum() == 9
+    # A wrong guess where nothing is determined (reading the a's) costs nothing.
+    relaxed = perfect.clone()
+    relaxed[0, 5, 0] = torch.tensor([0.0, 0.0, 1.0])
+    assert task.score(relaxed, *(t[..., :1] for t in expanded))[0] == 10.0
+    losses = task.loss(outputs * 20, *expanded)
+    assert losses[0].item() < 1e-6 < losses[1].item()
+
+
+def test_make_task_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="name must be one of"):
+        make_task("copy", 10)
+    with pytest.raises(ValueError, match="length must be"):
+        make_task("adding", 1)

@@ -1720,7 +1720,7 @@ def _count_case(rng, size, label) -> Case:
 
 
 _LSTM_STEP = ("throughtime.numpy_cells.lstm_step", "throughtime.numpy_cells._lstm_step",
-              "throughtime.numpy_cells.lstm_forward", "throughtime.lstm_tools.record_gates")
+              "throughtime.numpy_cells.lstm_forward", "throughtime.gates.record_gates")
 _SPECS: dict[str, _Spec] = {spec.check: spec for spec in (
     _Spec("check_rnn_step", "rnn_step", _STEP_ARGS["rnn"], ("h_next", "cache"), "h_next",
           _rnn_step_case, _STEP_SIZES,
@@ -1737,8 +1737,8 @@ _SPECS: dict[str, _Spec] = {spec.check: spec for spec in (
     _Spec("check_gru_step", "gru_step", _STEP_ARGS["rnn"], ("h_next", "cache"), "h_next",
           _gru_step_case, _STEP_SIZES,
           ("throughtime.numpy_cells.gru_step", "throughtime.numpy_cells._gru_step",
-           "throughtime.numpy_cells.gru_forward", "throughtime.gru_variants.gru_step_pytorch",
-           "throughtime.gru_variants.gru_forward_convention"),
+           "throughtime.numpy_cells.gru_forward", "throughtime.gru_conventions.gru_step_pytorch",
+           "throughtime.gru_conventions.gru_forward_convention"),
           gates="rzn", allowed="numpy_cells.sigmoid is fine"),
     _Spec("check_rnn_step_backward", "rnn_step_backward", ("dh_next", "cache"),
           ("dx", "dh", "grads"), "dx, dh and the four parameter gradients",
@@ -1782,8 +1782,8 @@ _SPECS: dict[str, _Spec] = {spec.check: spec for spec in (
           tuple((kind, i, h, 2) for kind in ("RNN", "LSTM", "GRU")
                 for i, h in ((1, 2), (3, 5), (32, 128)))
           + tuple((kind, 3, 5, 1) for kind in ("RNN", "LSTM", "GRU")),
-          ("throughtime.comparison.parameter_count",
-           "throughtime.comparison.model_parameter_count")),
+          ("throughtime.measure.parameter_count",
+           "throughtime.measure.model_parameter_count")),
 )}
 
 CHECKS = tuple(_SPECS)

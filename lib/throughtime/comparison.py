@@ -1,28 +1,14 @@
-r"""LSTM or GRU? Parameters, arithmetic, speed and accuracy, counted and measured.
+r"""LSTM or GRU? Accuracy of the three recurrent layers, trained side by side.
 
 The chapter "Choosing between LSTM and GRU" tests the claims usually made about the two
-layers. This module holds the measuring instruments, one section each:
+layers. Its measuring instruments (parameter and FLOP counts, timing, operator counts)
+live in ``measure``; this module trains and compares:
 
-- **Parameters.** ``parameter_count`` is the exact formula G H (I + H + k) for a layer
-  with G gate blocks (1 for the tanh RNN, 4 for the LSTM, 3 for the GRU) and k bias vectors
-  (PyTorch keeps two, b_ih and b_hh; the textbook form has one), and
-  ``free_parameter_count`` the parameters left once redundant biases are merged
-  (G H (I + H) + F H: F = 1, 4, 4, since the GRU's reset gate multiplies b_hn).
-  ``model_parameter_count`` adds a linear read-out, and ``hidden_size_for_budget`` /
-  ``matched_hidden_sizes`` find the hidden sizes that give different kinds the same number
-  of parameters.
-- **Arithmetic.** ``flops_per_step`` counts the floating-point operations of one time
-  step from the equations: matrix products, bias additions and the elementwise gate math.
-- **Speed.** ``measure`` times a function several times and keeps every sample; a
-  ``Timing`` reports the median and the interquartile range, and ``faster`` only names a
-  winner when the two ranges do not overlap. ``layer_step`` builds one training or
-  inference step of a recurrent layer to time, ``time_layers`` runs a grid of them, and
-  ``dispatched_ops`` counts the ATen operators a step calls (an exact count, unlike a
-  time).
-- **Accuracy.** ``Task`` and ``make_task`` define the adding problem, number agreement and
-  the counting language a^n b^n as batches, a loss and a score. ``Ensemble`` trains several
-  independent networks of one kind side by side as one wide ``torch.nn`` layer whose
-  weight matrices are block-diagonal; ``train_ensemble`` trains a few per layer;
+- **Accuracy.** On a ``tasks.Task`` (``tasks.make_task``: the adding problem, number
+  agreement and the counting language a^n b^n as batches, a loss and a score),
+  ``Ensemble`` trains several independent networks of one kind side by side as one wide
+  ``torch.nn`` layer whose weight matrices are block-diagonal; ``train_ensemble`` trains a
+  few per layer;
   ``compare`` trains every kind at an equal parameter count for the same number of steps
   from several seeds (each kind with its own learning rate if asked),
   ``tune_learning_rates`` chooses those rates on validation data with the same effort for
@@ -31,57 +17,32 @@ layers. This module holds the measuring instruments, one section each:
 - **Pictures.** ``draw_comparison`` draws one comparison into an ``Axes`` (a diverged run
   at ``score_floor``, marked, so that it does not squash the other curves);
   ``comparison_small_multiples`` puts several side by side (the static figure of the
-  website), and ``comparison_explorer`` is the ipywidgets version of the live notebook,
-  whose callback is the pure function ``explore``.
+  website); ``explorers.comparison_explorer`` is the ipywidgets version of the live
+  notebook.
 
-Kinds are named like their ``torch.nn`` classes: ``"RNN"`` (tanh), ``"LSTM"``, ``"GRU"``.
-Notation: I inputs, H hidden units, O outputs, T time steps, B sequences per batch.
+Kinds are named like their ``torch.nn`` classes: ``"RNN"`` (tanh), ``"LSTM"``, ``"GRU"``
+(``measure.KINDS``). Notation: I inputs, H hidden units, O outputs, T time steps,
+B sequences per batch.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional
 
 from ._validate import check_choice, check_int, check_real, describe
+from .measure import GATES, KINDS, check_kind, matched_hidden_sizes, model_parameter_count
+from .tasks import Task
 
 __all__ = [
-    "KINDS",
-    "GATES",
     "KIND_COLORS",
-    "IMPLEMENTATIONS",
-    "MODES",
-    "parameter_count",
-    "FREE_BIASES",
-    "free_parameter_count",
-    "model_parameter_count",
-    "hidden_size_for_budget",
-    "matched_hidden_sizes",
-    "ELEMENTWISE_PER_UNIT",
-    "FlopCount",
-    "flops_per_step",
-    "Timing",
-    "measure",
-    "faster",
-    "make_layer",
-    "layer_step",
-    "time_layers",
-    "dispatched_ops",
-    "ops_per_step",
-    "TASK_NAMES",
-    "Task",
-    "make_task",
-    "anbn_recognised",
-    "anbn_longest_recognised",
     "Ensemble",
     "GROUP_SIZE",
     "TrainedEnsemble",
@@ -93,846 +54,10 @@ __all__ = [
     "tune_learning_rates",
     "SweepResult",
     "data_size_sweep",
-    "explore",
     "score_floor",
     "draw_comparison",
     "comparison_small_multiples",
-    "comparison_explorer",
 ]
-
-KINDS = ("RNN", "LSTM", "GRU")
-"""The recurrent layers compared: ``torch.nn.RNN`` (tanh), ``torch.nn.LSTM``, ``torch.nn.GRU``."""
-
-GATES = {"RNN": 1, "LSTM": 4, "GRU": 3}
-"""G, the number of H-row blocks stacked in ``weight_ih`` and ``weight_hh`` of each kind."""
-
-
-def _check_kind(kind: Any) -> str:
-    if not isinstance(kind, str) or kind not in GATES:
-        raise ValueError(f"kind must be one of {KINDS} (the torch.nn class names), "
-                         f"got {kind!r}")
-    return kind
-
-
-def _check_biases(biases: Any) -> int:
-    biases = check_int("biases", biases, minimum=0)
-    if biases > 2:
-        raise ValueError(f"biases must be 0, 1 (the textbook form) or 2 (PyTorch's b_ih and "
-                         f"b_hh), got {biases}")
-    return biases
-
-
-# --------------------------------------------------------------------------------------
-# Parameters
-# --------------------------------------------------------------------------------------
-
-
-def parameter_count(kind: str, input_size: int, hidden_size: int, *, biases: int = 2,
-                    num_layers: int = 1) -> int:
-    """The number of parameters of a recurrent layer: G H (I + H + k) per layer.
-
-    Each of the G gate blocks has an (H, I) input matrix, an (H, H) recurrent matrix and k
-    bias vectors of length H, so one layer holds G (H I + H^2 + k H) numbers. PyTorch keeps
-    k = 2 bias vectors (``bias_ih`` and ``bias_hh``, for compatibility with cuDNN); the
-    textbook equations, and Keras's LSTM, have k = 1. Layers after the first read the H
-    outputs of the layer below, so their I is H.
-
-    Parameters
-    ----------
-    kind : {"RNN", "LSTM", "GRU"}
-        G = 1, 4 or 3.
-    input_size : int
-        I, features per step of the first layer.
-    hidden_size : int
-        H.
-    biases : {0, 1, 2}
-        k, bias vectors per gate block: 2 in ``torch.nn``, 1 in the textbook form, 0 for
-        ``bias=False``.
-    num_layers : int
-        Stacked layers (one direction each).
-
-    Returns
-    -------
-    int
-    """
-    gates = GATES[_check_kind(kind)]
-    input_size = check_int("input_size", input_size, minimum=1)
-    hidden_size = check_int("hidden_size", hidden_size, minimum=1)
-    biases = _check_biases(biases)
-    num_layers = check_int("num_layers", num_layers, minimum=1)
-    first = gates * hidden_size * (input_size + hidden_size + biases)
-    later = gates * hidden_size * (hidden_size + hidden_size + biases)
-    return first + (num_layers - 1) * later
-
-
-FREE_BIASES = {"RNN": 1, "LSTM": 4, "GRU": 4}
-"""Bias vectors of length H left in each kind once redundant pairs are merged (F).
-
-Only the sum b_ih + b_hh of a pair enters the equations wherever the two are added before a
-nonlinearity: every pair of the RNN and the LSTM, and the r and z pairs of the GRU. The
-GRU's n pair is different: n = tanh(W_in x + b_in + r * (W_hn h + b_hn)) multiplies b_hn
-by r, so b_in and b_hn are two free vectors, and the GRU keeps 2 + 2 = 4."""
-
-
-def free_parameter_count(kind: str, input_size: int, hidden_size: int, *,
-                         num_layers: int = 1) -> int:
-    """Parameters of a ``torch.nn`` layer that change its function: G H (I + H) + F H.
-
-    PyTorch's two bias vectors per gate block are partly redundant (``FREE_BIASES``): the
-    LSTM needs 4 H (I + H) + 4 H numbers, not 4 H (I + H + 2); the tanh RNN H (I + H) + H;
-    the GRU 3 H (I + H) + 4 H, because the reset gate multiplies b_hn. This is the rank of
-    the Jacobian of the layer's outputs with respect to its parameters at a generic point.
-
-    Parameters
-    ----------
-    kind : {"RNN", "LSTM", "GRU"}
-    input_size, hidden_size : int
-        I and H.
-    num_layers : int
-        Stacked layers (one direction each); layers after the first have I = H.
-
-    Returns
-    -------
-    int
-    """
-    gates = GATES[_check_kind(kind)]
-    input_size = check_int("input_size", input_size, minimum=1)
-    hidden_size = check_int("hidden_size", hidden_size, minimum=1)
-    num_layers = check_int("num_layers", num_layers, minimum=1)
-    biases = FREE_BIASES[kind] * hidden_size
-    first = gates * hidden_size * (input_size + hidden_size) + biases
-    later = gates * hidden_size * (2 * hidden_size) + biases
-    return first + (num_layers - 1) * later
-
-
-def model_parameter_count(kind: str, input_size: int, hidden_size: int, output_size: int, *,
-                          biases: int = 2) -> int:
-    """Parameters of a recurrent layer plus a linear read-out: G H (I + H + k) + O (H + 1).
-
-    This is the model the chapter trains: one layer, then ``torch.nn.Linear(H, O)``.
-
-    Parameters
-    ----------
-    kind : {"RNN", "LSTM", "GRU"}
-    input_size, hidden_size, output_size : int
-        I, H and O.
-    biases : {0, 1, 2}
-        Bias vectors per gate block of the recurrent layer (see ``parameter_count``).
-
-    Returns
-    -------
-    int
-    """
-    output_size = check_int("output_size", output_size, minimum=0)
-    layer = parameter_count(kind, input_size, hidden_size, biases=biases)
-    return layer + (output_size * (hidden_size + 1) if output_size else 0)
-
-
-def hidden_size_for_budget(kind: str, budget: int, input_size: int, output_size: int = 0, *,
-                           biases: int = 2) -> int:
-    """The hidden size whose model has the parameter count closest to ``budget``.
-
-    The count G H^2 + (G (I + k) + O) H + O is quadratic in H, so the real root of
-    count(H) = budget is a formula; the answer is the better of the two integers around it
-    (the smaller one on a tie), and at least 1.
-
-    Parameters
-    ----------
-    kind : {"RNN", "LSTM", "GRU"}
-    budget : int
-        The parameter count to match, at least 1.
-    input_size : int
-        I.
-    output_size : int
-        O, outputs of the linear read-out (0: the layer alone).
-    biases : {0, 1, 2}
-
-    Returns
-    -------
-    int
-        H.
-    """
-    gates = GATES[_check_kind(kind)]
-    budget = check_int("budget", budget, minimum=1)
-    input_size = check_int("input_size", input_size, minimum=1)
-    output_size = check_int("output_size", output_size, minimum=0)
-    biases = _check_biases(biases)
-    a = gates
-    b = gates * (input_size + biases) + output_size
-    c = output_size - budget
-    root = (-b + math.sqrt(b * b - 4 * a * c)) / (2 * a)
-    candidates = {max(1, math.floor(root)), max(1, math.ceil(root))}
-
-    def distance(hidden_size: int) -> tuple[int, int]:
-        count = model_parameter_count(kind, input_size, hidden_size, output_size,
-                                      biases=biases)
-        return abs(count - budget), hidden_size
-
-    return min(candidates, key=distance)
-
-
-def matched_hidden_sizes(input_size: int, output_size: int, lstm_hidden_size: int, *,
-                         kinds: Iterable[str] = KINDS, biases: int = 2) -> dict[str, int]:
-    """Hidden sizes that give every kind about the parameters of an LSTM of ``lstm_hidden_size``.
-
-    Parameters
-    ----------
-    input_size, output_size : int
-        I and O of the models (a layer and a linear read-out).
-    lstm_hidden_size : int
-        H of the reference LSTM.
-    kinds : iterable of str
-    biases : {0, 1, 2}
-
-    Returns
-    -------
-    dict
-        ``sizes[kind]`` is H for that kind; the LSTM keeps ``lstm_hidden_size``.
-    """
-    budget = model_parameter_count("LSTM", input_size, lstm_hidden_size, output_size,
-                                   biases=biases)
-    return {kind: (lstm_hidden_size if kind == "LSTM" else
-                   hidden_size_for_budget(kind, budget, input_size, output_size, biases=biases))
-            for kind in map(_check_kind, kinds)}
-
-
-# --------------------------------------------------------------------------------------
-# Arithmetic
-# --------------------------------------------------------------------------------------
-
-ELEMENTWISE_PER_UNIT = {"RNN": 1, "LSTM": 9, "GRU": 8}
-"""Elementwise operations per hidden unit and step once the pre-activations are summed.
-
-- RNN: tanh (1).
-- LSTM: three sigmoids and tanh(g) (4); c' = f c + i g (2 products, 1 sum); tanh(c') (1);
-  h' = o tanh(c') (1). Total 9.
-- GRU (PyTorch's form): two sigmoids and one tanh (3); the reset gate's product
-  r (W_hn h + b_hn) (1); h' = (1 - z) n + z h (1 difference, 2 products, 1 sum). Total 8.
-"""
-
-
-@dataclass(frozen=True)
-class FlopCount:
-    """Floating-point operations of one time step, by kind of work.
-
-    Attributes
-    ----------
-    matmul : int
-        The two matrix products W_ih x and W_hh h: 2 G H (I + H) per sequence (a
-        multiply and an add per weight).
-    bias : int
-        Adding the k bias vectors and the two products together: G H (k + 1) per sequence.
-    elementwise : int
-        Gates, nonlinearities and state updates: ``ELEMENTWISE_PER_UNIT[kind]`` H per
-        sequence, each sigmoid or tanh counted as one operation.
-    """
-
-    matmul: int
-    bias: int
-    elementwise: int
-
-    @property
-    def total(self) -> int:
-        """All three together."""
-        return self.matmul + self.bias + self.elementwise
-
-
-def flops_per_step(kind: str, input_size: int, hidden_size: int, *, batch_size: int = 1,
-                   biases: int = 2) -> FlopCount:
-    """Count the floating-point operations of one forward step of a layer.
-
-    Per sequence, with G gate blocks and k bias vectors:
-    2 G H (I + H) for the two matrix products, G H (k + 1) for the bias additions and the
-    sum of the two products, and E H for the gate math (``ELEMENTWISE_PER_UNIT``: E = 1, 9,
-    8 for the RNN, the LSTM and the GRU). A sigmoid or a tanh counts as one operation
-    (a convention: an exponential costs several). A training step costs roughly three times
-    the forward step (the backward pass has two products per forward product).
-
-    Parameters
-    ----------
-    kind : {"RNN", "LSTM", "GRU"}
-    input_size, hidden_size : int
-        I and H.
-    batch_size : int
-        B: every count is multiplied by it.
-    biases : {0, 1, 2}
-
-    Returns
-    -------
-    FlopCount
-    """
-    gates = GATES[_check_kind(kind)]
-    input_size = check_int("input_size", input_size, minimum=1)
-    hidden_size = check_int("hidden_size", hidden_size, minimum=1)
-    batch_size = check_int("batch_size", batch_size, minimum=1)
-    biases = _check_biases(biases)
-    return FlopCount(
-        matmul=batch_size * 2 * gates * hidden_size * (input_size + hidden_size),
-        bias=batch_size * gates * hidden_size * (biases + 1),
-        elementwise=batch_size * ELEMENTWISE_PER_UNIT[kind] * hidden_size,
-    )
-
-
-# --------------------------------------------------------------------------------------
-# Timing
-# --------------------------------------------------------------------------------------
-
-CLOCKS = ("process", "wall")
-
-
-@dataclass(frozen=True)
-class Timing:
-    """Repeated measurements of one function, in seconds.
-
-    Attributes
-    ----------
-    samples : tuple of float
-        Every measured duration, in the order measured.
-    clock : {"process", "wall"}
-        ``"process"``: CPU time of this process (``time.process_time``), all its threads
-        together; other programs on a shared machine barely change it. ``"wall"``: elapsed
-        time (``time.perf_counter``), the only clock that sees a GPU working.
-    """
-
-    samples: tuple[float, ...]
-    clock: str
-
-    @property
-    def median(self) -> float:
-        """The median duration, the number to report."""
-        return float(np.median(self.samples))
-
-    @property
-    def low(self) -> float:
-        """First quartile of the samples."""
-        return float(np.percentile(self.samples, 25))
-
-    @property
-    def high(self) -> float:
-        """Third quartile of the samples."""
-        return float(np.percentile(self.samples, 75))
-
-    @property
-    def spread(self) -> float:
-        """Interquartile range relative to the median: 0.1 means the middle half of the
-        samples lies within 10% of the median's size."""
-        return (self.high - self.low) / self.median if self.median > 0 else float("inf")
-
-    def __str__(self) -> str:
-        return (f"{self.median * 1e3:.3g} ms (middle half {self.low * 1e3:.3g}-"
-                f"{self.high * 1e3:.3g} ms, {len(self.samples)} runs, {self.clock} time)")
-
-
-def measure(fn: Callable[[], Any], *, repeats: int = 7, warmup: int = 2,
-            clock: str = "process", synchronize: Callable[[], Any] | None = None) -> Timing:
-    """Call ``fn`` ``warmup`` times untimed, then ``repeats`` times timed; keep every sample.
-
-    The warm-up calls absorb one-off costs (memory allocation, kernel selection, caches).
-    A single timing on a shared machine can be off by a factor of two; the median of
-    several, with the interquartile range beside it, is a fair summary, and the range says
-    how much to trust it.
-
-    Parameters
-    ----------
-    fn : callable
-        Called with no arguments.
-    repeats : int
-        Timed calls, at least 1.
-    warmup : int
-        Untimed calls first, at least 0.
-    clock : {"process", "wall"}
-        ``"process"`` counts the CPU time of this process (robust to other programs, blind
-        to a GPU); ``"wall"`` counts elapsed time.
-    synchronize : callable, optional
-        Called before starting and before stopping the clock, for example
-        ``torch.cuda.synchronize`` so that queued GPU work is finished and counted.
-
-    Returns
-    -------
-    Timing
-    """
-    if not callable(fn):
-        raise TypeError(f"fn must be callable, got {describe(fn)}")
-    repeats = check_int("repeats", repeats, minimum=1)
-    warmup = check_int("warmup", warmup, minimum=0)
-    check_choice("clock", clock, CLOCKS)
-    if synchronize is not None and not callable(synchronize):
-        raise TypeError(f"synchronize must be callable or None, got {describe(synchronize)}")
-    now = time.process_time if clock == "process" else time.perf_counter
-    sync = synchronize if synchronize is not None else (lambda: None)
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(repeats):
-        sync()
-        start = now()
-        fn()
-        sync()
-        samples.append(now() - start)
-    return Timing(samples=tuple(samples), clock=clock)
-
-
-def faster(first: Timing, second: Timing) -> str | None:
-    """Which timing is faster, or ``None`` when the measurements cannot tell.
-
-    A winner is named only when the interquartile ranges do not overlap: the slower
-    function's first quartile lies above the faster one's third quartile.
-
-    Returns
-    -------
-    {"first", "second"} or None
-    """
-    for name, value in (("first", first), ("second", second)):
-        if not isinstance(value, Timing):
-            raise TypeError(f"{name} must be a Timing (from measure), got {describe(value)}")
-    if first.high < second.low:
-        return "first"
-    if second.high < first.low:
-        return "second"
-    return None
-
-
-IMPLEMENTATIONS = ("torch.nn", "throughtime")
-"""The layers ``make_layer`` builds: ``torch.nn``'s, or the book's ``torch_cells`` (fast path)."""
-MODES = ("train", "inference")
-"""What ``layer_step`` times: a training step, or a forward pass without gradients."""
-
-
-def make_layer(kind: str, input_size: int, hidden_size: int, *,
-               implementation: str = "torch.nn", device: Any = "cpu",
-               dtype: torch.dtype = torch.float32) -> nn.Module:
-    """A one-layer, time-major recurrent layer of either implementation.
-
-    ``"torch.nn"`` gives ``torch.nn.RNN`` / ``LSTM`` / ``GRU``; ``"throughtime"`` gives the
-    book's ``torch_cells`` layer of the same name with its hand-derived backward
-    (``implementation="fast"``), which computes the same function.
-    """
-    _check_kind(kind)
-    check_choice("implementation", implementation, IMPLEMENTATIONS)
-    if implementation == "torch.nn":
-        layer = getattr(nn, kind)(input_size, hidden_size)
-    else:
-        from . import torch_cells
-
-        layer = getattr(torch_cells, kind)(input_size, hidden_size, implementation="fast")
-    return layer.to(device=device, dtype=dtype)
-
-
-def layer_step(kind: str, input_size: int, hidden_size: int, length: int, batch_size: int, *,
-               mode: str = "train", implementation: str = "torch.nn", device: Any = "cpu",
-               seed: int = 0) -> Callable[[], None]:
-    """One step of a recurrent layer on random data, ready to be timed by ``measure``.
-
-    ``mode="train"``: zero the gradients, run the layer over a (T, B, I) batch, take the
-    mean square of its outputs as the loss, backpropagate, and take an Adam step.
-    ``mode="inference"``: run the layer under ``torch.no_grad()``.
-
-    Parameters
-    ----------
-    kind : {"RNN", "LSTM", "GRU"}
-    input_size, hidden_size, length, batch_size : int
-        I, H, T and B.
-    mode : {"train", "inference"}
-    implementation : {"torch.nn", "throughtime"}
-        See ``make_layer``.
-    device : str or torch.device
-    seed : int
-        Seeds the weights and the batch.
-
-    Returns
-    -------
-    callable
-        Takes no arguments; each call does one step. Its attribute ``layer`` is the layer.
-    """
-    _check_kind(kind)
-    input_size = check_int("input_size", input_size, minimum=1)
-    hidden_size = check_int("hidden_size", hidden_size, minimum=1)
-    length = check_int("length", length, minimum=1)
-    batch_size = check_int("batch_size", batch_size, minimum=1)
-    check_choice("mode", mode, MODES)
-    seed = check_int("seed", seed, minimum=0)
-    generator = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    layer = make_layer(kind, input_size, hidden_size, implementation=implementation,
-                       device=device)
-    inputs = torch.randn(length, batch_size, input_size, generator=generator).to(device)
-    if mode == "inference":
-        layer.eval()
-
-        def inference() -> None:
-            with torch.no_grad():
-                layer(inputs)
-
-        inference.layer = layer  # type: ignore[attr-defined]
-        return inference
-    optimizer = torch.optim.Adam(layer.parameters(), lr=1e-3)
-
-    def train() -> None:
-        optimizer.zero_grad()
-        outputs, _ = layer(inputs)
-        outputs.square().mean().backward()
-        optimizer.step()
-
-    train.layer = layer  # type: ignore[attr-defined]
-    return train
-
-
-def time_layers(kinds: Iterable[str] = ("LSTM", "GRU"), *,
-                hidden_sizes: Iterable[int] = (32, 128), lengths: Iterable[int] = (25, 100),
-                modes: Iterable[str] = MODES,
-                implementations: Iterable[str] = IMPLEMENTATIONS, input_size: int = 16,
-                batch_size: int = 32, device: Any = "cpu", repeats: int = 7,
-                warmup: int = 2) -> list[dict[str, Any]]:
-    """Time ``layer_step`` over a grid of kinds, sizes, lengths, modes and implementations.
-
-    On a CPU the clock is the process's CPU time; on a GPU it is wall-clock time with
-    ``torch.cuda.synchronize`` around every call.
-
-    Returns
-    -------
-    list of dict
-        One record per grid point with the keys ``kind``, ``implementation``, ``mode``,
-        ``hidden_size``, ``length``, ``device`` and ``timing`` (a ``Timing``).
-    """
-    device = torch.device(device)
-    on_gpu = device.type == "cuda"
-    clock = "wall" if on_gpu else "process"
-    synchronize = torch.cuda.synchronize if on_gpu else None
-    records = []
-    for implementation in implementations:
-        for mode in modes:
-            for hidden_size in hidden_sizes:
-                for length in lengths:
-                    for kind in kinds:
-                        step = layer_step(kind, input_size, hidden_size, length, batch_size,
-                                          mode=mode, implementation=implementation,
-                                          device=device)
-                        timing = measure(step, repeats=repeats, warmup=warmup, clock=clock,
-                                         synchronize=synchronize)
-                        records.append({"kind": kind, "implementation": implementation,
-                                        "mode": mode, "hidden_size": hidden_size,
-                                        "length": length, "device": str(device),
-                                        "timing": timing})
-    return records
-
-
-def dispatched_ops(fn: Callable[[], Any]) -> Counter:
-    """Count the ATen operators that ``fn()`` calls, by name.
-
-    Runs ``fn`` under a ``TorchDispatchMode``, which sees every operator after autograd
-    and composite operators have done their work: the kernels that actually run, such as
-    ``addmm``, ``sigmoid_`` or ``mkldnn_rnn_layer``. Unlike a time, the count is exact and
-    the same on every run (for one PyTorch version, device and input size).
-
-    Returns
-    -------
-    collections.Counter
-        ``counts[name]`` is how many times the operator ``name`` ran.
-    """
-    from torch.utils._python_dispatch import TorchDispatchMode
-
-    if not callable(fn):
-        raise TypeError(f"fn must be callable, got {describe(fn)}")
-
-    class _Count(TorchDispatchMode):
-        def __init__(self) -> None:
-            super().__init__()
-            self.counts: Counter = Counter()
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            self.counts[func.overloadpacket.__name__] += 1
-            return func(*args, **(kwargs or {}))
-
-    with _Count() as mode:
-        fn()
-    return mode.counts
-
-
-def ops_per_step(kind: str, *, mode: str = "train", implementation: str = "torch.nn",
-                 input_size: int = 8, hidden_size: int = 16, batch_size: int = 4,
-                 lengths: tuple[int, int] = (10, 20)) -> dict[str, Any]:
-    """Operator calls of one layer's forward (and backward) pass, and how they grow with T.
-
-    Runs the layer on the CPU at two lengths T_1 < T_2 and counts the operators with
-    ``dispatched_ops``. The growth per step, (count(T_2) - count(T_1)) / (T_2 - T_1), is 0
-    for a layer whose whole loop over time is one kernel, and the number of operators
-    called per time step for a layer that loops over operators.
-
-    Parameters
-    ----------
-    kind : {"RNN", "LSTM", "GRU"}
-    mode : {"train", "inference"}
-        ``"train"`` counts the forward and the backward pass (a loss ``outputs.sum()``);
-        ``"inference"`` the forward pass under ``torch.no_grad()``.
-    implementation : {"torch.nn", "throughtime"}
-    input_size, hidden_size, batch_size : int
-    lengths : (int, int)
-        T_1 and T_2.
-
-    Returns
-    -------
-    dict
-        ``"counts"``: {T: Counter} at both lengths; ``"total"``: {T: int};
-        ``"per_step"``: float, the growth per time step of the total;
-        ``"per_step_by_op"``: {name: float}, the same per operator (non-zero ones only).
-    """
-    _check_kind(kind)
-    check_choice("mode", mode, MODES)
-    if (not isinstance(lengths, tuple) or len(lengths) != 2
-            or not all(isinstance(t, int) and t >= 1 for t in lengths)
-            or lengths[0] >= lengths[1]):
-        raise ValueError(f"lengths must be a pair of integers 1 <= T_1 < T_2, got {lengths!r}")
-    counts = {}
-    for length in lengths:
-        torch.manual_seed(0)
-        layer = make_layer(kind, input_size, hidden_size, implementation=implementation)
-        inputs = torch.randn(length, batch_size, input_size)
-        if mode == "train":
-            def run(layer: nn.Module = layer, inputs: torch.Tensor = inputs) -> None:
-                outputs, _ = layer(inputs)
-                outputs.sum().backward()
-        else:
-            def run(layer: nn.Module = layer, inputs: torch.Tensor = inputs) -> None:
-                with torch.no_grad():
-                    layer(inputs)
-        counts[length] = dispatched_ops(run)
-    short, long = lengths
-    names = set(counts[short]) | set(counts[long])
-    by_op = {name: (counts[long][name] - counts[short][name]) / (long - short)
-             for name in sorted(names)}
-    total = {length: sum(counter.values()) for length, counter in counts.items()}
-    return {"counts": counts, "total": total,
-            "per_step": (total[long] - total[short]) / (long - short),
-            "per_step_by_op": {name: value for name, value in by_op.items() if value}}
-
-
-# --------------------------------------------------------------------------------------
-# Tasks: batches, a loss and a score, for K networks at once
-# --------------------------------------------------------------------------------------
-
-TASK_NAMES = ("adding", "agreement", "anbn")
-"""The tasks ``make_task`` builds."""
-
-
-@dataclass(frozen=True)
-class Task:
-    """A task as the training loop sees it.
-
-    Attributes
-    ----------
-    name : {"adding", "agreement", "anbn"}
-    length : int
-        T for the adding problem; the subject-verb distance for agreement; the largest n
-        trained on for a^n b^n.
-    input_size, output_size : int
-        I and O of a network for the task.
-    per_step : bool
-        Whether the network answers at every step (a^n b^n) or after the last one.
-    score_name : str
-        What ``score`` measures, for axis labels.
-    chance : float
-        The score of a network without memory.
-    solved : float
-        The score at which the task counts as solved.
-    batch : callable
-        ``batch(batch_size, rng) -> (inputs, targets, mask)``: inputs (T, B, I) float32;
-        targets (B,) after the last step or (T, B) at every step; mask like the targets,
-        True where an answer counts (``None``: every answer counts).
-    test : callable
-        ``test() -> (inputs, targets, mask)``: the fixed test set, in the same form.
-    loss : callable
-        ``loss(outputs, targets, mask) -> (K,)``: the training loss of each of K networks.
-        Outputs have the networks on the second-to-last axis, (B, K, O) or (T, B, K, O);
-        targets and mask get the network axis last, (B, K) or (T, B, K).
-    score : callable
-        ``score(outputs, targets, mask) -> (K,)``: the test score of each network (numpy),
-        higher is better; arguments as for ``loss``.
-    """
-
-    name: str
-    length: int
-    input_size: int
-    output_size: int
-    per_step: bool
-    score_name: str
-    chance: float
-    solved: float
-    batch: Callable[[int, np.random.Generator], tuple[Any, Any, Any]] = field(repr=False)
-    test: Callable[[], tuple[Any, Any, Any]] = field(repr=False)
-    loss: Callable[[Any, Any, Any], torch.Tensor] = field(repr=False)
-    score: Callable[[Any, Any, Any], np.ndarray] = field(repr=False)
-
-    @property
-    def label(self) -> str:
-        """A short name with the length, for titles: "adding, T = 50"."""
-        symbol = {"adding": "T", "agreement": "distance", "anbn": "n ≤"}[self.name]
-        joiner = " " if self.name == "anbn" else " = "
-        return f"{self.name}, {symbol}{joiner}{self.length}"
-
-
-def _one_hot(tokens: Any, size: int) -> torch.Tensor:
-    tokens = torch.as_tensor(tokens)
-    return functional.one_hot(tokens, size).to(torch.float32)
-
-
-def _cross_entropy(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Cross entropy of every entry: outputs (..., O) logits, targets (...) -> (...)."""
-    losses = functional.cross_entropy(outputs.reshape(-1, outputs.shape[-1]),
-                                      targets.reshape(-1), reduction="none")
-    return losses.reshape(targets.shape)
-
-
-def _adding(length: int, test_size: int, test_seed: int) -> Task:
-    from .tasks import adding_baseline_mse, adding_problem
-
-    baseline = adding_baseline_mse("le")
-
-    def batch(batch_size: int, rng: np.random.Generator) -> tuple[Any, Any, Any]:
-        inputs, targets = adding_problem(length, batch_size, rng, as_torch=True)
-        return inputs, targets[:, 0], None
-
-    def loss(outputs: torch.Tensor, targets: torch.Tensor, mask: Any) -> torch.Tensor:
-        return (outputs[..., 0] - targets).square().mean(dim=0)       # (B, K) -> (K,)
-
-    def score(outputs: torch.Tensor, targets: torch.Tensor, mask: Any) -> np.ndarray:
-        mse = (outputs[..., 0] - targets).square().double().mean(dim=0)
-        return (1.0 - mse / baseline).cpu().numpy()
-
-    return Task("adding", length, 2, 1, False, "variance explained", 0.0, 0.9, batch,
-                lambda: batch(test_size, np.random.default_rng(test_seed)), loss, score)
-
-
-def _agreement(length: int, test_size: int, test_seed: int) -> Task:
-    from .experiments import agreement_batch
-    from .tasks import AGREEMENT_VOCABULARY
-
-    size = AGREEMENT_VOCABULARY.size
-
-    def batch(batch_size: int, rng: np.random.Generator) -> tuple[Any, Any, Any]:
-        tokens, labels = agreement_batch(length, batch_size, rng)
-        return _one_hot(tokens, size), labels, None
-
-    def loss(outputs: torch.Tensor, targets: torch.Tensor, mask: Any) -> torch.Tensor:
-        return _cross_entropy(outputs, targets).mean(dim=0)           # (B, K) -> (K,)
-
-    def score(outputs: torch.Tensor, targets: torch.Tensor, mask: Any) -> np.ndarray:
-        right = outputs.argmax(dim=-1) == targets                       # (B, K)
-        return right.double().mean(dim=0).cpu().numpy()
-
-    return Task("agreement", length, size, 2, False, "accuracy", 0.5, 0.95, batch,
-                lambda: batch(test_size, np.random.default_rng(test_seed)), loss, score)
-
-
-def _anbn(length: int, test_max_n: int) -> Task:
-    from .tasks import ANBN_SYMBOLS, anbn, anbn_batch
-
-    symbols = len(ANBN_SYMBOLS)
-
-    def batch(batch_size: int, rng: np.random.Generator) -> tuple[Any, Any, Any]:
-        tokens, targets, mask, _ = anbn_batch(batch_size, rng, max_n=length, as_torch=True)
-        return _one_hot(tokens, symbols), targets, mask
-
-    def test() -> tuple[Any, Any, Any]:
-        tokens, targets, mask = anbn(np.arange(1, test_max_n + 1), as_torch=True)
-        return _one_hot(tokens, symbols), targets, mask
-
-    def loss(outputs: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        weights = mask.to(outputs.dtype)                                # (T, B, K)
-        losses = _cross_entropy(outputs, targets) * weights
-        return losses.sum(dim=(0, 1)) / weights.sum(dim=(0, 1))
-
-    def score(outputs: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
-        return anbn_longest_recognised(outputs, targets, mask).astype(np.float64)
-
-    return Task("anbn", length, symbols, symbols, True, "largest n recognised", 0.0,
-                float(length), batch, test, loss, score)
-
-
-def anbn_recognised(outputs: torch.Tensor, targets: torch.Tensor,
-                    mask: torch.Tensor) -> np.ndarray:
-    """Which strings each network recognises: every determined next symbol predicted right.
-
-    Parameters
-    ----------
-    outputs : Tensor, shape (T, B, K, 3)
-        Scores of the next symbol (a, b, $) from K networks on B strings.
-    targets : Tensor of int64, shape (T, B, K)
-        The next symbols (the same for every network: ``Tensor.expand`` them).
-    mask : Tensor of bool, shape (T, B, K)
-        Steps whose next symbol is determined (see ``tasks.anbn``).
-
-    Returns
-    -------
-    ndarray of bool, shape (K, B)
-    """
-    right = (outputs.argmax(dim=-1) == targets) | ~mask                # (T, B, K)
-    return right.all(dim=0).T.cpu().numpy()
-
-
-def anbn_longest_recognised(outputs: torch.Tensor, targets: torch.Tensor,
-                            mask: torch.Tensor) -> np.ndarray:
-    """For the strings n = 1, 2, ..., N in order: the largest n with every n' <= n recognised.
-
-    Parameters are those of ``anbn_recognised``, with string b holding n = b + 1.
-
-    Returns
-    -------
-    ndarray of int, shape (K,)
-        0 when the string with n = 1 is already wrong; N when all are right.
-    """
-    failed = ~anbn_recognised(outputs, targets, mask)                  # (K, N)
-    return np.where(failed.any(axis=1), failed.argmax(axis=1), failed.shape[1]).astype(np.int64)
-
-
-def make_task(name: str, length: int, *, test_size: int = 1000, test_seed: int = 12345,
-              test_max_n: int | None = None) -> Task:
-    """Build a task for ``train_ensemble`` and ``compare``.
-
-    ``"adding"``
-        Le et al.'s adding problem (``tasks.adding_problem``) with T = ``length``; two
-        inputs per step, one output after the last; loss MSE; score the variance
-        explained, 1 - MSE / (1/6), so 0 is the no-memory baseline and 1 is perfect.
-    ``"agreement"``
-        Number agreement at distance ``length`` with distractor nouns of random number
-        (``experiments.agreement_batch``: only the subject predicts the label), tokens one-hot
-        (I = 25); two outputs after the last step; cross entropy; score the accuracy
-        (chance 0.5).
-    ``"anbn"``
-        The counting language a^n b^n (``tasks.anbn``) with n drawn from 1 .. ``length``
-        for training; one-hot symbols; the next symbol predicted at every step; cross
-        entropy on the steps whose next symbol is determined. The test set holds one string
-        for every n from 1 to ``test_max_n`` (3 ``length`` by default), longer than any
-        string trained on; the score is the largest n such that every string up to it is
-        recognised (``anbn_longest_recognised``). Scoring ``length`` means the training
-        range is learned; more means the network counts beyond it.
-
-    Parameters
-    ----------
-    name : {"adding", "agreement", "anbn"}
-    length : int
-        T, the distance or the largest n trained on.
-    test_size : int
-        Test sequences (adding and agreement).
-    test_seed : int
-        Seed of the test set (adding and agreement).
-    test_max_n : int, optional
-        Largest n tested (a^n b^n).
-
-    Returns
-    -------
-    Task
-    """
-    check_choice("name", name, TASK_NAMES)
-    length = check_int("length", length, minimum=2 if name == "adding" else 1)
-    test_size = check_int("test_size", test_size, minimum=1)
-    test_seed = check_int("test_seed", test_seed, minimum=0)
-    if name == "adding":
-        return _adding(length, test_size, test_seed)
-    if name == "agreement":
-        return _agreement(length, test_size, test_seed)
-    test_max_n = 3 * length if test_max_n is None else check_int("test_max_n", test_max_n,
-                                                                 minimum=1)
-    return _anbn(length, test_max_n)
 
 
 # --------------------------------------------------------------------------------------
@@ -965,10 +90,10 @@ class Ensemble(nn.Module):
         I, H and O of each network.
     forget_bias : float or None
         For an LSTM, the effective forget-gate bias of every network
-        (``lstm_tools.set_forget_bias``); ``None`` keeps PyTorch's initialisation.
+        (``gates.set_forget_bias``); ``None`` keeps PyTorch's initialisation.
     update_bias : float or None
         For a GRU, the effective update-gate bias b_iz + b_hz of every network
-        (``gru_variants.set_update_bias``), the GRU's counterpart of the forget bias: z_t
+        (``gates.set_update_bias``), the GRU's counterpart of the forget bias: z_t
         keeps the old state; ``None`` keeps PyTorch's initialisation.
     per_step : bool
         Answer at every step (outputs (T, B, K, O)) instead of after the last one
@@ -981,7 +106,7 @@ class Ensemble(nn.Module):
                  update_bias: float | None = None, per_step: bool = False,
                  dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
-        _check_kind(kind)
+        check_kind(kind)
         seeds = [check_int("seeds[k]", seed, minimum=0) for seed in seeds]
         if not seeds:
             raise ValueError("seeds must hold at least one seed (one per network)")
@@ -1018,11 +143,11 @@ class Ensemble(nn.Module):
         layer = getattr(nn, self.kind)(self.input_size, self.hidden_size, dtype=dtype)
         head = nn.Linear(self.hidden_size, self.output_size, dtype=dtype)
         if self.kind == "LSTM" and forget_bias is not None:
-            from .lstm_tools import set_forget_bias
+            from .gates import set_forget_bias
 
             set_forget_bias(layer, forget_bias)
         if self.kind == "GRU" and update_bias is not None:
-            from .gru_variants import set_update_bias
+            from .gates import set_update_bias
 
             set_update_bias(layer, update_bias)
         return layer, head
@@ -1403,7 +528,7 @@ def train_ensemble(kind: str, task: Task, hidden_size: int, seeds: Sequence[int]
     -------
     TrainedEnsemble
     """
-    _check_kind(kind)
+    check_kind(kind)
     hidden_size = check_int("hidden_size", hidden_size, minimum=1)
     return _train_checked({kind: hidden_size}, task, seeds, steps=steps, batch_size=batch_size,
                           lr={kind: lr}, max_norm=max_norm, forget_bias=forget_bias,
@@ -1528,7 +653,7 @@ def compare(task: Task, *, lstm_hidden_size: int = 16, kinds: Iterable[str] = KI
     """
     if not isinstance(task, Task):
         raise TypeError(f"task must be a Task (from make_task), got {describe(task)}")
-    kinds = [_check_kind(kind) for kind in kinds]
+    kinds = [check_kind(kind) for kind in kinds]
     seeds = tuple(check_int("seed", seed, minimum=0) for seed in seeds)
     if not kinds or not seeds:
         raise ValueError(f"kinds and seeds must not be empty, got {kinds} and {seeds}")
@@ -1661,7 +786,7 @@ def tune_learning_rates(task: Task, validation: tuple[Any, Any, Any],
     if "lr" in settings:
         raise TypeError("tune_learning_rates sets lr itself; pass the candidates as rates")
     rates = tuple(check_real("rates[i]", rate, positive=True) for rate in rates)
-    kinds = [_check_kind(kind) for kind in kinds]
+    kinds = [check_kind(kind) for kind in kinds]
     seeds = tuple(check_int("seed", seed, minimum=0) for seed in seeds)
     if not rates or not kinds or not seeds:
         raise ValueError(f"rates, kinds and seeds must not be empty, got {rates}, {kinds} "
@@ -1744,7 +869,7 @@ def data_size_sweep(task: Task, sizes: Iterable[int], *, lstm_hidden_size: int =
         raise TypeError(f"task must be a Task (from make_task), got {describe(task)}")
     sizes = [check_int("size", size, minimum=1) for size in sizes]
     seeds = tuple(check_int("seed", seed, minimum=0) for seed in seeds)
-    kinds = [_check_kind(kind) for kind in kinds]
+    kinds = [check_kind(kind) for kind in kinds]
     if not sizes or not seeds or not kinds:
         raise ValueError(f"sizes, seeds and kinds must not be empty, got {sizes}, {seeds}, "
                          f"{kinds}")
@@ -1783,27 +908,11 @@ def data_size_sweep(task: Task, sizes: Iterable[int], *, lstm_hidden_size: int =
 
 
 # --------------------------------------------------------------------------------------
-# Pictures: one comparison, the static grid, the live explorer
+# Pictures: one comparison and the static grid
 # --------------------------------------------------------------------------------------
 
 KIND_COLORS = {"RNN": "#7F7F7F", "LSTM": "#0072B2", "GRU": "#D55E00"}
 """One colour per kind in every figure of the chapter (grey, blue, vermillion)."""
-
-
-def explore(task_name: str, length: int, lstm_hidden_size: int, *, steps: int = 200,
-            seeds: Iterable[int] = (0, 1), kinds: Iterable[str] = KINDS,
-            **settings: Any) -> Comparison:
-    """The explorer's callback: ``compare`` on ``make_task(task_name, length)``.
-
-    A pure function of its arguments (same arguments, same numbers), so the live widget
-    and the tests see the same thing. Both gated layers start with the gate that keeps the
-    state opened by a bias of 1 (``forget_bias`` and ``update_bias``), unless ``settings``
-    say otherwise; every kind gets the same learning rate (``compare``'s ``lr``).
-    """
-    task = make_task(task_name, length)
-    settings = {"forget_bias": 1.0, "update_bias": 1.0} | settings
-    return compare(task, lstm_hidden_size=lstm_hidden_size, kinds=kinds, seeds=seeds,
-                   steps=steps, **settings)
 
 
 def score_floor(task: Task) -> float:
@@ -1911,79 +1020,3 @@ def comparison_small_multiples(comparisons: Sequence[Comparison], *, columns: in
                bbox_to_anchor=(0.5, -0.02))
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig
-
-
-def comparison_explorer(task_name: str = "adding", length: int = 20,
-                        lstm_hidden_size: int = 16, steps: int = 200) -> Any:
-    """Dropdown and sliders for the task, its length, the LSTM's size and the steps.
-
-    Only core ipywidgets (``Dropdown``, ``IntSlider``, ``Button``, ``Output``), so it runs
-    in ipywidgets 7.7 (Colab) and 8. Training starts when the button is pressed (a run
-    takes seconds); the figure is ``draw_comparison(ax, explore(...))``. While a run trains,
-    the button and the controls are disabled and a label says what is training; a setting
-    changed after a run is flagged as not yet shown.
-
-    Returns
-    -------
-    ipywidgets.VBox
-        Display it as the last expression of a cell.
-    """
-    import ipywidgets as widgets
-    import matplotlib.pyplot as plt
-
-    check_choice("task_name", task_name, TASK_NAMES)
-    controls = {
-        "task_name": widgets.Dropdown(options=list(TASK_NAMES), value=task_name,
-                                      description="task"),
-        "length": widgets.IntSlider(value=length, min=2, max=100, step=2,
-                                    description="length", continuous_update=False),
-        "lstm_hidden_size": widgets.IntSlider(value=lstm_hidden_size, min=4, max=64, step=4,
-                                              description="LSTM H", continuous_update=False),
-        "steps": widgets.IntSlider(value=steps, min=50, max=1000, step=50,
-                                   description="steps", continuous_update=False),
-    }
-    button = widgets.Button(description="train")
-    status = widgets.Label(value="Press train: a run takes from a few seconds to a minute.")
-    output = widgets.Output()
-    shown: dict[str, Any] = {}  # the settings of the figure on display
-
-    def mark_stale(_: Any = None) -> None:
-        if shown and button.description == "train":
-            changed = {name: control.value for name, control in controls.items()} != shown
-            status.value = ("Settings changed: the figure shows the previous ones; press train."
-                            if changed else "The figure shows these settings.")
-
-    def run(_: Any = None) -> None:
-        values = {name: control.value for name, control in controls.items()}
-        for widget in (button, *controls.values()):
-            widget.disabled = True
-        button.description = "training..."
-        status.value = (f"Training LSTM, GRU and tanh RNN on {values['task_name']} (length "
-                        f"{values['length']}, {values['steps']} steps)...")
-        output.clear_output()
-        try:
-            comparison = explore(**values)
-            with output:
-                fig, ax = plt.subplots(figsize=(6.0, 3.4))
-                draw_comparison(ax, comparison)
-                parameters = ", ".join(f"{kind} {count}"
-                                       for kind, count in comparison.parameters.items())
-                ax.set_title(f"{comparison.task.label} (parameters: {parameters})", fontsize=9)
-                plt.show()
-            shown.clear()
-            shown.update(values)
-            status.value = "The figure shows these settings."
-        except Exception as error:  # shown to the reader, not lost in a callback
-            status.value = f"The run failed: {error}"
-        finally:
-            button.description = "train"
-            for widget in (button, *controls.values()):
-                widget.disabled = False
-
-    button.on_click(run)
-    for control in controls.values():
-        control.observe(mark_stale, names="value")
-    return widgets.VBox([widgets.HBox([controls["task_name"], controls["length"]]),
-                         widgets.HBox([controls["lstm_hidden_size"], controls["steps"]]),
-                         widgets.HBox([button, status]), output])
-

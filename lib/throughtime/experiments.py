@@ -9,8 +9,6 @@ the same settings.
 
 - ``SequenceModel``: optional embedding, ``torch.nn.RNN`` / ``LSTM`` / ``GRU``, linear
   read-out of h_T. ``make_model`` builds it for a task (and sets the LSTM's forget bias).
-- ``agreement_batch``: number agreement with distractor nouns of random number, so that
-  no short-range shortcut predicts the label.
 - ``train_on_task``: one run (one model, one seed); ``RunResult`` holds the test curve, the
   step at which the task counted as solved, and the trained model.
 - ``score_on_task``: the test metric of a trained model at another length (or with another
@@ -23,9 +21,10 @@ Tasks (``throughtime.tasks``):
     Le et al.'s adding problem with T = ``length`` steps; mean squared error; solved when
     the test MSE is at most ``solved_mse`` (the no-memory baseline is 1/6).
 ``"agreement"``
-    ``agreement_batch`` with ``distance`` = ``length`` and ``distractors`` nouns (or a
-    ``distractor_share`` of the distance); cross entropy; solved when the test accuracy is
-    at least ``solved_accuracy`` (chance: 0.5).
+    ``tasks.agreement_task`` with ``distance`` = ``length`` and ``distractors`` nouns of
+    random number (``attractor_number="random"``: only the subject predicts the label;
+    ``distance // 2`` nouns by default, or a ``distractor_share`` of the distance); cross
+    entropy; solved when the test accuracy is at least ``solved_accuracy`` (chance: 0.5).
 
 Gates: the LSTM's forget-gate bias is set to ``forget_bias`` (1 by default, Jozefowicz et al.
 2015) and the GRU's update-gate bias to ``update_bias`` (PyTorch's initialisation by
@@ -51,7 +50,7 @@ import torch
 from torch import nn
 
 from ._validate import check_choice, check_int, check_real, describe
-from .tasks import AGREEMENT_VOCABULARY, _generator, adding_problem, agreement_task
+from .tasks import AGREEMENT_VOCABULARY, adding_problem, agreement_task
 from .training import choose_device, fit
 
 __all__ = [
@@ -59,7 +58,6 @@ __all__ = [
     "TASKS",
     "SequenceModel",
     "make_model",
-    "agreement_batch",
     "RunResult",
     "train_on_task",
     "score_on_task",
@@ -147,11 +145,11 @@ def make_model(kind: str, task: str, hidden_size: int = 32, *, forget_bias: floa
         The hidden size H.
     forget_bias : float or None
         For the LSTM, the effective forget-gate bias b_if + b_hf
-        (``lstm_tools.set_forget_bias``); 1.0 as Jozefowicz et al. 2015 recommend. ``None``
+        (``gates.set_forget_bias``); 1.0 as Jozefowicz et al. 2015 recommend. ``None``
         keeps PyTorch's initialisation. Ignored for the other kinds.
     update_bias : float or None
         For the GRU, the effective update-gate bias b_iz + b_hz
-        (``gru_variants.set_update_bias``), the GRU's counterpart of the forget bias: z_t
+        (``gates.set_update_bias``), the GRU's counterpart of the forget bias: z_t
         keeps the old state, so a positive bias makes the GRU remember longer at
         initialisation. ``None`` (the default) keeps PyTorch's initialisation. Ignored for
         the other kinds.
@@ -169,11 +167,11 @@ def make_model(kind: str, task: str, hidden_size: int = 32, *, forget_bias: floa
         model = SequenceModel(kind, embedding_size, hidden_size, 2,
                               vocabulary_size=AGREEMENT_VOCABULARY.size)
     if kind == "lstm" and forget_bias is not None:
-        from .lstm_tools import set_forget_bias
+        from .gates import set_forget_bias
 
         set_forget_bias(model.recurrent, forget_bias)
     if kind == "gru" and update_bias is not None:
-        from .gru_variants import set_update_bias
+        from .gates import set_update_bias
 
         set_update_bias(model.recurrent, update_bias)
     return model
@@ -184,49 +182,13 @@ def make_model(kind: str, task: str, hidden_size: int = 32, *, forget_bias: floa
 # --------------------------------------------------------------------------------------
 
 
-def agreement_batch(distance: int, batch_size: int, rng: np.random.Generator | int, *,
-                    distractors: int | None = None,
-                    distractor_share: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Number agreement with distractor nouns whose number is random.
-
-    ``tasks.agreement_task`` puts nouns of the *opposite* number between the subject and
-    the verb, so "the opposite of the last noun" is always right, a shortcut that needs no
-    long memory. Here each of those nouns keeps the opposite number or takes the subject's
-    number with probability 1/2, independently: the nouns in between say nothing about the
-    label, and only the subject, ``distance + 1`` steps before the end, does.
-
-    Parameters
-    ----------
-    distance : int
-        Tokens between the subject and the query token.
-    batch_size : int
-    rng : numpy.random.Generator or int
-    distractors : int, optional
-        Nouns among the ``distance`` tokens; ``distance // 2`` by default.
-    distractor_share : float, optional
-        Instead of ``distractors``: the share of the ``distance`` tokens that are nouns, in
-        [0, 1]; floor(``distractor_share`` * ``distance``) nouns (0.5 gives the default, 0
-        only fillers). Handy when the distance varies from batch to batch.
-
-    Returns
-    -------
-    tokens : Tensor of int64, shape (distance + 2, B)
-    labels : Tensor of int64, shape (B,)
-        0 for a singular subject, 1 for a plural one.
-    """
-    distance = check_int("distance", distance, minimum=0)
-    distractors = _distractor_count(distance, distractors, distractor_share)
-    rng = _generator(rng)
-    tokens, labels = agreement_task(distance, batch_size, rng, attractors=distractors)
-    vocabulary = AGREEMENT_VOCABULARY
-    other_number = np.arange(vocabulary.size)
-    other_number[list(vocabulary.singular)] = vocabulary.plural
-    other_number[list(vocabulary.plural)] = vocabulary.singular
-    middle = tokens[1:-1]  # a view into tokens
-    nouns = np.isin(middle, vocabulary.singular + vocabulary.plural)
-    flip = nouns & (rng.random(middle.shape) < 0.5)
-    middle[flip] = other_number[middle[flip]]
-    return torch.from_numpy(tokens), torch.from_numpy(labels)
+def _agreement_batch(distance: int, batch_size: int, rng: np.random.Generator | int,
+                     distractors: int | None,
+                     distractor_share: float | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``agreement_task`` with nouns of random number, counted as ``train_on_task`` counts them."""
+    count = _distractor_count(distance, distractors, distractor_share)
+    return agreement_task(distance, batch_size, rng, attractors=count,
+                          attractor_number="random", as_torch=True)
 
 
 def _check_share(distractor_share: float | None) -> float | None:
@@ -359,8 +321,9 @@ def train_on_task(kind: str, task: str, *, length: int, seed: int = 0, hidden_si
         ``min_length`` .. ``length`` (short sequences make the task easier to start
         learning); ``None`` trains at ``length`` only.
     distractors : int, optional
-        Agreement only: nouns between subject and verb (``agreement_batch``); ``None``
-        means half of the distance.
+        Agreement only: nouns of random number between subject and verb
+        (``tasks.agreement_task`` with ``attractor_number="random"``); ``None`` means half
+        of the distance.
     distractor_share : float, optional
         Agreement only, instead of ``distractors``: the share of the distance that is nouns,
         for training and test batches alike (0 trains and tests without any noun in
@@ -427,8 +390,7 @@ def train_on_task(kind: str, task: str, *, length: int, seed: int = 0, hidden_si
         distance = length
         if training and min_length is not None:
             distance = int(rng.integers(min_length, length + 1))
-        return agreement_batch(distance, size, rng, distractors=distractors,
-                               distractor_share=distractor_share)
+        return _agreement_batch(distance, size, rng, distractors, distractor_share)
 
     start = time.process_time()
     if device.type == "cuda":  # cuDNN's deterministic algorithms: the same run each time
@@ -481,7 +443,8 @@ def score_on_task(model: nn.Module, task: str, length: int, *, test_size: int = 
     length : int
     test_size, test_seed : int
     distractors, distractor_share : optional
-        Agreement only: nouns between subject and query (``agreement_batch``).
+        Agreement only: nouns of random number between subject and query, as in
+        ``train_on_task``.
     device : str or torch.device, optional
         Where to score; the device of the model's parameters by default.
 
@@ -504,8 +467,7 @@ def score_on_task(model: nn.Module, task: str, length: int, *, test_size: int = 
                              f"distractor_share={distractor_share}")
         test = adding_problem(length, test_size, rng, as_torch=True)
     else:
-        test = agreement_batch(length, test_size, rng, distractors=distractors,
-                               distractor_share=distractor_share)
+        test = _agreement_batch(length, test_size, rng, distractors, distractor_share)
     if device is None:
         device = next(model.parameters()).device
     return _test_metric(model, task, test, torch.device(device))

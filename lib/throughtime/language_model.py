@@ -38,7 +38,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
 from ._validate import check_choice, check_int, check_real, describe
-from .comparison import GATES, hidden_size_for_budget, model_parameter_count
+from .measure import GATES, hidden_size_for_budget, model_parameter_count
 from .text import Vocabulary
 
 __all__ = [
@@ -112,7 +112,7 @@ class CharModel(nn.Module):
         V, E and H.
     forget_bias : float or None
         For an LSTM, the effective forget-gate bias b_if + b_hf
-        (``lstm_tools.set_forget_bias``); ``None`` keeps PyTorch's.
+        (``gates.set_forget_bias``); ``None`` keeps PyTorch's.
     seed : int or None
         Seed the initial weights (``torch.manual_seed(seed)`` before they are drawn).
     """
@@ -131,7 +131,7 @@ class CharModel(nn.Module):
         self.rnn = getattr(nn, kind)(embedding_size, hidden_size)
         self.readout = nn.Linear(hidden_size, vocabulary_size)
         if kind == "LSTM" and forget_bias is not None:
-            from .lstm_tools import set_forget_bias
+            from .gates import set_forget_bias
 
             set_forget_bias(self.rnn, check_real("forget_bias", forget_bias))
 

@@ -11,8 +11,11 @@ book is compared with. The baselines are computed exactly here, not copied from 
   2016). Baseline: ``copy_baseline_cross_entropy``.
 - ``agreement_task``: a synthetic subject-verb number agreement set in the spirit of
   Linzen et al. 2016: the number of the first noun, asked for after ``distance``
-  tokens, some of them nouns of the opposite number. Baseline:
-  ``agreement_chance_accuracy``.
+  tokens, some of them nouns of the opposite number (or of random number, which leaves no
+  shortcut). Baseline: ``agreement_chance_accuracy``.
+- ``anbn`` and ``anbn_batch``: the counting language a^n b^n, the next symbol at every step.
+- ``Task`` and ``make_task``: the adding problem, agreement and a^n b^n as a training loop
+  sees them, inputs ready for a network, a loss and a score for K networks at once.
 
 Every generator takes ``rng``, a ``numpy.random.Generator`` or an integer seed, so the
 same call gives the same batch. Arrays are time-major like ``torch.nn`` with
@@ -22,12 +25,16 @@ same call gives the same batch. Arrays are time-major like ``torch.nn`` with
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ._validate import check_choice, check_int, check_real, describe
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "ADDING_VERSIONS",
@@ -43,6 +50,7 @@ __all__ = [
     "copy_baseline_cross_entropy",
     "AgreementVocabulary",
     "AGREEMENT_VOCABULARY",
+    "ATTRACTOR_NUMBERS",
     "agreement_task",
     "agreement_chance_accuracy",
     "decode_agreement",
@@ -336,8 +344,13 @@ AGREEMENT_VOCABULARY = _build_agreement_vocabulary()
 8 number-neutral fillers (16-23) and the query token ``<verb>`` (24)."""
 
 
+ATTRACTOR_NUMBERS = ("opposite", "random")
+"""The numbers ``agreement_task`` can give the nouns between the subject and the query."""
+
+
 def agreement_task(distance: int, batch_size: int, rng: np.random.Generator | int, *,
-                   attractors: int = 0, plural_probability: float = 0.5,
+                   attractors: int = 0, attractor_number: str = "opposite",
+                   plural_probability: float = 0.5,
                    as_torch: bool = False) -> tuple[Any, Any]:
     """A batch of synthetic subject-verb agreement: say the subject's number at the end.
 
@@ -353,9 +366,15 @@ def agreement_task(distance: int, batch_size: int, rng: np.random.Generator | in
     tokens in between, exactly ``attractors`` are nouns of the opposite number at
     uniformly random positions; the rest are fillers drawn uniformly. The network reads
     the whole sequence and outputs the subject's number at the query token, so it must
-    carry one bit across ``distance + 1`` steps while ignoring the attractors. With
-    ``attractors >= 1`` the last noun before the query always has the wrong number, so
-    the shortcut "agree with the most recent noun" scores 0.
+    carry one bit across ``distance + 1`` steps while ignoring the attractors.
+
+    With ``attractor_number="opposite"`` (the default) and ``attractors >= 1`` the last
+    noun before the query always has the wrong number, so the shortcut "agree with the most
+    recent noun" scores 0, and its mirror "answer the opposite of the last noun" scores 1:
+    a network can solve the task without remembering the subject. With
+    ``attractor_number="random"`` each of those nouns keeps the opposite number or takes
+    the subject's with probability 1/2, independently of everything else: the nouns in
+    between then say nothing about the label, and only the subject does.
 
     Parameters
     ----------
@@ -365,7 +384,10 @@ def agreement_task(distance: int, batch_size: int, rng: np.random.Generator | in
         B, at least 1.
     rng : numpy.random.Generator or int
     attractors : int
-        Number of opposite-number nouns among the ``distance`` tokens, 0 .. distance.
+        Number of nouns among the ``distance`` tokens, 0 .. distance.
+    attractor_number : {"opposite", "random"}
+        The number of those nouns: always opposite to the subject's, or drawn
+        independently of it (opposite or the same with probability 1/2 each).
     plural_probability : float
         Probability of a plural subject, in [0, 1].
     as_torch : bool
@@ -386,6 +408,7 @@ def agreement_task(distance: int, batch_size: int, rng: np.random.Generator | in
             f"attractors must be at most distance={distance} (they sit between the subject "
             f"and the query), got {attractors}"
         )
+    check_choice("attractor_number", attractor_number, ATTRACTOR_NUMBERS)
     plural_probability = check_real("plural_probability", plural_probability)
     if not 0.0 <= plural_probability <= 1.0:
         raise ValueError(f"plural_probability must be in [0, 1], got {plural_probability}")
@@ -407,6 +430,15 @@ def agreement_task(distance: int, batch_size: int, rng: np.random.Generator | in
         lexemes = rng.integers(0, nouns, size=(attractors, batch_size))
         attractor_ids = np.where(labels == 1, singular[lexemes], plural[lexemes])
         tokens[positions, np.arange(batch_size)] = attractor_ids
+    if attractor_number == "random":
+        # One coin per middle token, drawn whatever the tokens are; it turns a noun into
+        # the subject's number when it lands below 1/2.
+        same_number = rng.random((distance, batch_size)) < 0.5
+        middle = tokens[1:distance + 1]  # a view into tokens
+        flip = np.isin(middle, vocabulary.singular + vocabulary.plural) & same_number
+        other_number = np.arange(vocabulary.size)
+        other_number[singular], other_number[plural] = plural, singular
+        middle[flip] = other_number[middle[flip]]
     tokens[-1] = vocabulary.query
     return _to_output((tokens, labels), as_torch)
 
@@ -539,3 +571,235 @@ def anbn_batch(batch_size: int, rng: np.random.Generator | int, *, max_n: int,
 
 
 __all__ += ["ANBN_SYMBOLS", "ANBN_A", "ANBN_B", "ANBN_END", "anbn", "anbn_batch"]
+
+
+# --------------------------------------------------------------------------------------
+# Tasks as a training loop sees them: batches, a loss and a score, for K networks at once
+# --------------------------------------------------------------------------------------
+
+TASK_NAMES = ("adding", "agreement", "anbn")
+"""The tasks ``make_task`` builds."""
+
+
+@dataclass(frozen=True)
+class Task:
+    """A task as the training loop sees it.
+
+    Attributes
+    ----------
+    name : {"adding", "agreement", "anbn"}
+    length : int
+        T for the adding problem; the subject-verb distance for agreement; the largest n
+        trained on for a^n b^n.
+    input_size, output_size : int
+        I and O of a network for the task.
+    per_step : bool
+        Whether the network answers at every step (a^n b^n) or after the last one.
+    score_name : str
+        What ``score`` measures, for axis labels.
+    chance : float
+        The score of a network without memory.
+    solved : float
+        The score at which the task counts as solved.
+    batch : callable
+        ``batch(batch_size, rng) -> (inputs, targets, mask)``: inputs (T, B, I) float32;
+        targets (B,) after the last step or (T, B) at every step; mask like the targets,
+        True where an answer counts (``None``: every answer counts).
+    test : callable
+        ``test() -> (inputs, targets, mask)``: the fixed test set, in the same form.
+    loss : callable
+        ``loss(outputs, targets, mask) -> (K,)``: the training loss of each of K networks.
+        Outputs have the networks on the second-to-last axis, (B, K, O) or (T, B, K, O);
+        targets and mask get the network axis last, (B, K) or (T, B, K).
+    score : callable
+        ``score(outputs, targets, mask) -> (K,)``: the test score of each network (numpy),
+        higher is better; arguments as for ``loss``.
+    """
+
+    name: str
+    length: int
+    input_size: int
+    output_size: int
+    per_step: bool
+    score_name: str
+    chance: float
+    solved: float
+    batch: Callable[[int, np.random.Generator], tuple[Any, Any, Any]] = field(repr=False)
+    test: Callable[[], tuple[Any, Any, Any]] = field(repr=False)
+    loss: Callable[[Any, Any, Any], torch.Tensor] = field(repr=False)
+    score: Callable[[Any, Any, Any], np.ndarray] = field(repr=False)
+
+    @property
+    def label(self) -> str:
+        """A short name with the length, for titles: "adding, T = 50"."""
+        symbol = {"adding": "T", "agreement": "distance", "anbn": "n ≤"}[self.name]
+        joiner = " " if self.name == "anbn" else " = "
+        return f"{self.name}, {symbol}{joiner}{self.length}"
+
+
+def _one_hot(tokens: Any, size: int) -> torch.Tensor:
+    import torch
+    from torch.nn import functional
+
+    tokens = torch.as_tensor(tokens)
+    return functional.one_hot(tokens, size).to(torch.float32)
+
+
+def _cross_entropy(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross entropy of every entry: outputs (..., O) logits, targets (...) -> (...)."""
+    from torch.nn import functional
+
+    losses = functional.cross_entropy(outputs.reshape(-1, outputs.shape[-1]),
+                                      targets.reshape(-1), reduction="none")
+    return losses.reshape(targets.shape)
+
+
+def _adding(length: int, test_size: int, test_seed: int) -> Task:
+    baseline = adding_baseline_mse("le")
+
+    def batch(batch_size: int, rng: np.random.Generator) -> tuple[Any, Any, Any]:
+        inputs, targets = adding_problem(length, batch_size, rng, as_torch=True)
+        return inputs, targets[:, 0], None
+
+    def loss(outputs: torch.Tensor, targets: torch.Tensor, mask: Any) -> torch.Tensor:
+        return (outputs[..., 0] - targets).square().mean(dim=0)       # (B, K) -> (K,)
+
+    def score(outputs: torch.Tensor, targets: torch.Tensor, mask: Any) -> np.ndarray:
+        mse = (outputs[..., 0] - targets).square().double().mean(dim=0)
+        return (1.0 - mse / baseline).cpu().numpy()
+
+    return Task("adding", length, 2, 1, False, "variance explained", 0.0, 0.9, batch,
+                lambda: batch(test_size, np.random.default_rng(test_seed)), loss, score)
+
+
+def _agreement(length: int, test_size: int, test_seed: int) -> Task:
+    size = AGREEMENT_VOCABULARY.size
+
+    def batch(batch_size: int, rng: np.random.Generator) -> tuple[Any, Any, Any]:
+        tokens, labels = agreement_task(length, batch_size, rng, attractors=length // 2,
+                                        attractor_number="random", as_torch=True)
+        return _one_hot(tokens, size), labels, None
+
+    def loss(outputs: torch.Tensor, targets: torch.Tensor, mask: Any) -> torch.Tensor:
+        return _cross_entropy(outputs, targets).mean(dim=0)           # (B, K) -> (K,)
+
+    def score(outputs: torch.Tensor, targets: torch.Tensor, mask: Any) -> np.ndarray:
+        right = outputs.argmax(dim=-1) == targets                       # (B, K)
+        return right.double().mean(dim=0).cpu().numpy()
+
+    return Task("agreement", length, size, 2, False, "accuracy", 0.5, 0.95, batch,
+                lambda: batch(test_size, np.random.default_rng(test_seed)), loss, score)
+
+
+def _anbn(length: int, test_max_n: int) -> Task:
+    symbols = len(ANBN_SYMBOLS)
+
+    def batch(batch_size: int, rng: np.random.Generator) -> tuple[Any, Any, Any]:
+        tokens, targets, mask, _ = anbn_batch(batch_size, rng, max_n=length, as_torch=True)
+        return _one_hot(tokens, symbols), targets, mask
+
+    def test() -> tuple[Any, Any, Any]:
+        tokens, targets, mask = anbn(np.arange(1, test_max_n + 1), as_torch=True)
+        return _one_hot(tokens, symbols), targets, mask
+
+    def loss(outputs: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        weights = mask.to(outputs.dtype)                                # (T, B, K)
+        losses = _cross_entropy(outputs, targets) * weights
+        return losses.sum(dim=(0, 1)) / weights.sum(dim=(0, 1))
+
+    def score(outputs: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
+        return anbn_longest_recognised(outputs, targets, mask).astype(np.float64)
+
+    return Task("anbn", length, symbols, symbols, True, "largest n recognised", 0.0,
+                float(length), batch, test, loss, score)
+
+
+def anbn_recognised(outputs: torch.Tensor, targets: torch.Tensor,
+                    mask: torch.Tensor) -> np.ndarray:
+    """Which strings each network recognises: every determined next symbol predicted right.
+
+    Parameters
+    ----------
+    outputs : Tensor, shape (T, B, K, 3)
+        Scores of the next symbol (a, b, $) from K networks on B strings.
+    targets : Tensor of int64, shape (T, B, K)
+        The next symbols (the same for every network: ``Tensor.expand`` them).
+    mask : Tensor of bool, shape (T, B, K)
+        Steps whose next symbol is determined (see ``anbn``).
+
+    Returns
+    -------
+    ndarray of bool, shape (K, B)
+    """
+    right = (outputs.argmax(dim=-1) == targets) | ~mask                # (T, B, K)
+    return right.all(dim=0).T.cpu().numpy()
+
+
+def anbn_longest_recognised(outputs: torch.Tensor, targets: torch.Tensor,
+                            mask: torch.Tensor) -> np.ndarray:
+    """For the strings n = 1, 2, ..., N in order: the largest n with every n' <= n recognised.
+
+    Parameters are those of ``anbn_recognised``, with string b holding n = b + 1.
+
+    Returns
+    -------
+    ndarray of int, shape (K,)
+        0 when the string with n = 1 is already wrong; N when all are right.
+    """
+    failed = ~anbn_recognised(outputs, targets, mask)                  # (K, N)
+    return np.where(failed.any(axis=1), failed.argmax(axis=1), failed.shape[1]).astype(np.int64)
+
+
+def make_task(name: str, length: int, *, test_size: int = 1000, test_seed: int = 12345,
+              test_max_n: int | None = None) -> Task:
+    """Build a task for ``comparison.train_ensemble`` and ``comparison.compare``.
+
+    ``"adding"``
+        Le et al.'s adding problem (``adding_problem``) with T = ``length``; two
+        inputs per step, one output after the last; loss MSE; score the variance
+        explained, 1 - MSE / (1/6), so 0 is the no-memory baseline and 1 is perfect.
+    ``"agreement"``
+        Number agreement at distance ``length`` with distractor nouns of random number
+        (``agreement_task`` with ``length // 2`` nouns and ``attractor_number="random"``:
+        only the subject predicts the label), tokens one-hot
+        (I = 25); two outputs after the last step; cross entropy; score the accuracy
+        (chance 0.5).
+    ``"anbn"``
+        The counting language a^n b^n (``anbn``) with n drawn from 1 .. ``length``
+        for training; one-hot symbols; the next symbol predicted at every step; cross
+        entropy on the steps whose next symbol is determined. The test set holds one string
+        for every n from 1 to ``test_max_n`` (3 ``length`` by default), longer than any
+        string trained on; the score is the largest n such that every string up to it is
+        recognised (``anbn_longest_recognised``). Scoring ``length`` means the training
+        range is learned; more means the network counts beyond it.
+
+    Parameters
+    ----------
+    name : {"adding", "agreement", "anbn"}
+    length : int
+        T, the distance or the largest n trained on.
+    test_size : int
+        Test sequences (adding and agreement).
+    test_seed : int
+        Seed of the test set (adding and agreement).
+    test_max_n : int, optional
+        Largest n tested (a^n b^n).
+
+    Returns
+    -------
+    Task
+    """
+    check_choice("name", name, TASK_NAMES)
+    length = check_int("length", length, minimum=2 if name == "adding" else 1)
+    test_size = check_int("test_size", test_size, minimum=1)
+    test_seed = check_int("test_seed", test_seed, minimum=0)
+    if name == "adding":
+        return _adding(length, test_size, test_seed)
+    if name == "agreement":
+        return _agreement(length, test_size, test_seed)
+    test_max_n = 3 * length if test_max_n is None else check_int("test_max_n", test_max_n,
+                                                                 minimum=1)
+    return _anbn(length, test_max_n)
+
+
+__all__ += ["TASK_NAMES", "Task", "make_task", "anbn_recognised", "anbn_longest_recognised"]

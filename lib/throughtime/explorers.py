@@ -16,11 +16,18 @@ The vanishing/exploding gradient explorer (chapter "Vanishing and exploding grad
   and activations.
 - ``gradient_norm_explorer``: the ipywidgets version (core widgets only, so it runs in
   ipywidgets 7.7 and 8).
+
+The LSTM-or-GRU explorer (chapter "Choosing between LSTM and GRU"):
+
+- ``explore``: its callback, ``comparison.compare`` on ``tasks.make_task(task_name, length)``.
+- ``comparison_explorer``: the ipywidgets version; the figure is
+  ``comparison.draw_comparison`` and the static counterpart
+  ``comparison.comparison_small_multiples``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +35,9 @@ import numpy as np
 
 from . import numpy_cells as cells
 from ._validate import check_choice, check_float_array, check_int, check_real, describe
+from .comparison import Comparison, compare, draw_comparison
+from .measure import KINDS
+from .tasks import TASK_NAMES, make_task
 
 __all__ = [
     "DERIVATIVE_BOUNDS",
@@ -40,6 +50,8 @@ __all__ = [
     "draw_gradient_norm_curve",
     "gradient_norm_small_multiples",
     "gradient_norm_explorer",
+    "explore",
+    "comparison_explorer",
 ]
 
 DERIVATIVE_BOUNDS = {"tanh": 1.0, "sigmoid": 0.25, "linear": 1.0}
@@ -431,3 +443,99 @@ def gradient_norm_explorer(T: int = 60, scale: float = 1.0, activation: str = "t
     output = widgets.interactive_output(redraw, controls)
     return widgets.VBox([widgets.HBox([controls["scale"], controls["activation"]]),
                          widgets.HBox([controls["T"], controls["input_scale"]]), output])
+
+
+# --------------------------------------------------------------------------------------
+# LSTM or GRU: the comparison explorer
+# --------------------------------------------------------------------------------------
+
+
+def explore(task_name: str, length: int, lstm_hidden_size: int, *, steps: int = 200,
+            seeds: Iterable[int] = (0, 1), kinds: Iterable[str] = KINDS,
+            **settings: Any) -> Comparison:
+    """The explorer's callback: ``compare`` on ``make_task(task_name, length)``.
+
+    A pure function of its arguments (same arguments, same numbers), so the live widget
+    and the tests see the same thing. Both gated layers start with the gate that keeps the
+    state opened by a bias of 1 (``forget_bias`` and ``update_bias``), unless ``settings``
+    say otherwise; every kind gets the same learning rate (``compare``'s ``lr``).
+    """
+    task = make_task(task_name, length)
+    settings = {"forget_bias": 1.0, "update_bias": 1.0} | settings
+    return compare(task, lstm_hidden_size=lstm_hidden_size, kinds=kinds, seeds=seeds,
+                   steps=steps, **settings)
+
+
+def comparison_explorer(task_name: str = "adding", length: int = 20,
+                        lstm_hidden_size: int = 16, steps: int = 200) -> Any:
+    """Dropdown and sliders for the task, its length, the LSTM's size and the steps.
+
+    Only core ipywidgets (``Dropdown``, ``IntSlider``, ``Button``, ``Output``), so it runs
+    in ipywidgets 7.7 (Colab) and 8. Training starts when the button is pressed (a run
+    takes seconds); the figure is ``draw_comparison(ax, explore(...))``. While a run trains,
+    the button and the controls are disabled and a label says what is training; a setting
+    changed after a run is flagged as not yet shown.
+
+    Returns
+    -------
+    ipywidgets.VBox
+        Display it as the last expression of a cell.
+    """
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+
+    check_choice("task_name", task_name, TASK_NAMES)
+    controls = {
+        "task_name": widgets.Dropdown(options=list(TASK_NAMES), value=task_name,
+                                      description="task"),
+        "length": widgets.IntSlider(value=length, min=2, max=100, step=2,
+                                    description="length", continuous_update=False),
+        "lstm_hidden_size": widgets.IntSlider(value=lstm_hidden_size, min=4, max=64, step=4,
+                                              description="LSTM H", continuous_update=False),
+        "steps": widgets.IntSlider(value=steps, min=50, max=1000, step=50,
+                                   description="steps", continuous_update=False),
+    }
+    button = widgets.Button(description="train")
+    status = widgets.Label(value="Press train: a run takes from a few seconds to a minute.")
+    output = widgets.Output()
+    shown: dict[str, Any] = {}  # the settings of the figure on display
+
+    def mark_stale(_: Any = None) -> None:
+        if shown and button.description == "train":
+            changed = {name: control.value for name, control in controls.items()} != shown
+            status.value = ("Settings changed: the figure shows the previous ones; press train."
+                            if changed else "The figure shows these settings.")
+
+    def run(_: Any = None) -> None:
+        values = {name: control.value for name, control in controls.items()}
+        for widget in (button, *controls.values()):
+            widget.disabled = True
+        button.description = "training..."
+        status.value = (f"Training LSTM, GRU and tanh RNN on {values['task_name']} (length "
+                        f"{values['length']}, {values['steps']} steps)...")
+        output.clear_output()
+        try:
+            comparison = explore(**values)
+            with output:
+                fig, ax = plt.subplots(figsize=(6.0, 3.4))
+                draw_comparison(ax, comparison)
+                parameters = ", ".join(f"{kind} {count}"
+                                       for kind, count in comparison.parameters.items())
+                ax.set_title(f"{comparison.task.label} (parameters: {parameters})", fontsize=9)
+                plt.show()
+            shown.clear()
+            shown.update(values)
+            status.value = "The figure shows these settings."
+        except Exception as error:  # shown to the reader, not lost in a callback
+            status.value = f"The run failed: {error}"
+        finally:
+            button.description = "train"
+            for widget in (button, *controls.values()):
+                widget.disabled = False
+
+    button.on_click(run)
+    for control in controls.values():
+        control.observe(mark_stale, names="value")
+    return widgets.VBox([widgets.HBox([controls["task_name"], controls["length"]]),
+                         widgets.HBox([controls["lstm_hidden_size"], controls["steps"]]),
+                         widgets.HBox([button, status]), output])

@@ -1,4 +1,4 @@
-"""lstm_tools: gate slices, the effective forget bias and gate recordings, checked against torch."""
+"""gates: gate slices, the effective gate biases and gate recordings, checked against torch."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from throughtime import numpy_cells, torch_cells
-from throughtime.lstm_tools import (
+from throughtime.gates import (
     GATE_ORDER,
     RECORDED,
     draw_state,
@@ -21,6 +21,7 @@ from throughtime.lstm_tools import (
     memory_unit,
     record_gates,
     set_forget_bias,
+    set_update_bias,
     state_at,
 )
 from throughtime.tasks import adding_problem
@@ -58,7 +59,7 @@ def one_step(module: torch.nn.Module, x: torch.Tensor, h: torch.Tensor,
 
 
 def test_gate_rows_are_pytorchs_blocks_i_f_g_o():
-    assert [gate_rows(gate, 5) for gate in GATE_ORDER] == [
+    assert [gate_rows("LSTM", gate, 5) for gate in GATE_ORDER["LSTM"]] == [
         slice(0, 5), slice(5, 10), slice(10, 15), slice(15, 20)]
 
 
@@ -69,9 +70,10 @@ def test_gates_from_the_slices_reproduce_torch_lstm_cell():
     h = torch.randn(B, H, dtype=torch.float64)
     c = torch.randn(B, H, dtype=torch.float64)
     with torch.no_grad():
-        pre = {gate: x @ cell.weight_ih[gate_rows(gate, H)].T + cell.bias_ih[gate_rows(gate, H)]
-               + h @ cell.weight_hh[gate_rows(gate, H)].T + cell.bias_hh[gate_rows(gate, H)]
-               for gate in GATE_ORDER}
+        rows = {gate: gate_rows("LSTM", gate, H) for gate in GATE_ORDER["LSTM"]}
+        pre = {gate: x @ cell.weight_ih[rows[gate]].T + cell.bias_ih[rows[gate]]
+               + h @ cell.weight_hh[rows[gate]].T + cell.bias_hh[rows[gate]]
+               for gate in GATE_ORDER["LSTM"]}
         i, f, o = (torch.sigmoid(pre[gate]) for gate in "ifo")
         g = torch.tanh(pre["g"])
         c_next = f * c + i * g
@@ -81,12 +83,22 @@ def test_gates_from_the_slices_reproduce_torch_lstm_cell():
     torch.testing.assert_close(h_next, h_torch, rtol=0, atol=1e-14)
 
 
-@pytest.mark.parametrize("gate, hidden_size, error", [
-    ("z", 4, ValueError), ("F", 4, ValueError), ("f", 0, ValueError), ("f", 2.0, TypeError),
+def test_gate_rows_are_the_gru_blocks_r_z_n():
+    assert [gate_rows("GRU", g, 5) for g in GATE_ORDER["GRU"]] == [slice(0, 5), slice(5, 10),
+                                                                 slice(10, 15)]
+
+
+@pytest.mark.parametrize("kind, gate, hidden_size, error, match", [
+    ("LSTM", "z", 4, ValueError, "gate must be one of"),
+    ("GRU", "f", 4, ValueError, "gate must be one of"),
+    ("LSTM", "F", 4, ValueError, "gate must be one of"),
+    ("LSTM", "f", 0, ValueError, "hidden_size"),
+    ("LSTM", "f", 2.0, TypeError, "hidden_size"),
+    ("RNN", "h", 4, ValueError, "kind must be one of"),
 ])
-def test_gate_rows_rejects_bad_arguments(gate, hidden_size, error):
-    with pytest.raises(error, match="gate|hidden_size"):
-        gate_rows(gate, hidden_size)
+def test_gate_rows_rejects_bad_arguments(kind, gate, hidden_size, error, match):
+    with pytest.raises(error, match=match):
+        gate_rows(kind, gate, hidden_size)
 
 
 # --------------------------------------------------------------------------------------
@@ -101,7 +113,7 @@ def test_set_forget_bias_makes_the_sum_of_the_two_biases_equal_value(module, val
     bias_ih, bias_hh = biases(module)
     before_ih, before_hh = bias_ih.detach().clone(), bias_hh.detach().clone()
     assert set_forget_bias(module, value) is module
-    rows = gate_rows("f", H)
+    rows = gate_rows("LSTM", "f", H)
     effective = bias_ih[rows] + bias_hh[rows]
     torch.testing.assert_close(effective, torch.full((H,), float(value), dtype=torch.float64),
                                rtol=0, atol=0)
@@ -133,7 +145,7 @@ def test_the_forget_gate_torch_computes_is_sigmoid_of_value(module):
 def test_setting_both_slices_to_one_gives_an_effective_bias_of_two():
     """The trap the helper avoids: b_if = b_hf = 1 means the forget gate sees 2."""
     cell = torch.nn.LSTMCell(I, H, dtype=torch.float64)
-    rows = gate_rows("f", H)
+    rows = gate_rows("LSTM", "f", H)
     with torch.no_grad():
         for parameter in cell.parameters():
             parameter.zero_()
@@ -179,6 +191,54 @@ def test_set_forget_bias_rejects_modules_that_are_not_lstms_with_biases(module, 
 def test_set_forget_bias_rejects_bad_values(value, error):
     with pytest.raises(error, match="value"):
         set_forget_bias(torch.nn.LSTMCell(I, H), value)
+
+
+# --------------------------------------------------------------------------------------
+# set_update_bias: the GRU's update gate
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("make", [
+    lambda: torch.nn.GRU(3, 4, dtype=torch.float64),
+    lambda: torch.nn.GRUCell(3, 4, dtype=torch.float64),
+    lambda: torch.nn.GRU(3, 4, num_layers=2, bidirectional=True, dtype=torch.float64),
+])
+def test_set_update_bias_sets_the_effective_z_bias_only(make):
+    module = make()
+    before = {name: p.detach().clone() for name, p in module.named_parameters()}
+    assert set_update_bias(module, 1.5) is module
+    z = slice(4, 8)
+    for name, p in module.named_parameters():
+        if name.startswith("bias_ih"):
+            partner = dict(module.named_parameters())["bias_hh" + name[len("bias_ih"):]]
+            torch.testing.assert_close(p[z] + partner[z], torch.full((4,), 1.5,
+                                                                     dtype=torch.float64))
+        keep = torch.ones_like(p, dtype=torch.bool)
+        if name.startswith("bias"):
+            keep[z] = False
+        torch.testing.assert_close(p[keep], before[name][keep])
+
+
+def test_update_bias_makes_z_about_sigmoid_of_the_bias():
+    torch.manual_seed(0)
+    cell = torch.nn.GRUCell(2, 5, dtype=torch.float64)
+    with torch.no_grad():
+        cell.weight_ih.zero_()
+        cell.weight_hh.zero_()
+    set_update_bias(cell, 1.0)
+    p = numpy_cells.params_from_torch(cell)
+    _, cache = numpy_cells.gru_step(np.ones((1, 2)), np.zeros((1, 5)), p)
+    np.testing.assert_allclose(cache["z"], 1 / (1 + np.exp(-1.0)), rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("module, error, match", [
+    ({"bias_ih": np.zeros(12)}, TypeError, "module must be a torch.nn.Module"),
+    (torch.nn.LSTM(3, 4), ValueError, "must have shape \\(3\\*H,\\)"),
+    (torch.nn.GRU(3, 4, bias=False), ValueError, "no bias_ih/bias_hh"),
+])
+def test_set_update_bias_rejects_modules_that_are_not_grus_with_biases(module, error, match):
+    with pytest.raises(error, match=match):
+        set_update_bias(module, 1.0)
 
 
 # --------------------------------------------------------------------------------------

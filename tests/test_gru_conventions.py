@@ -1,4 +1,4 @@
-"""gru_variants: the three GRU conventions, checked against torch.nn and written-out math.
+"""gru_conventions: the three GRU conventions, checked against torch.nn and written-out math.
 
 References are independent of the code under test: ``torch.nn.GRUCell`` / ``torch.nn.GRU``
 with weights copied by hand, and the papers' equations written out here in torch.
@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from throughtime import gru_variants as gv
+from throughtime import gru_conventions as conventions
 from throughtime import numpy_cells
+from throughtime.gates import gate_rows
 
 SHAPES = [(1, 1, 1), (3, 2, 4), (5, 4, 3), (2, 7, 6)]  # (B, I, H)
 
@@ -80,21 +81,21 @@ def test_pytorch_convention_equals_torch_gru_cell(shape):
     rng = _rng("cell", shape)
     p = random_params(I, H, rng)
     x, h = random_inputs(B, I, H, rng)
-    ours, _ = gv.gru_step_pytorch(x, h, p)
+    ours, _ = conventions.gru_step_pytorch(x, h, p)
     with torch.no_grad():
         theirs = torch_gru_cell(p)(torch.from_numpy(x), torch.from_numpy(h)).numpy()
     np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-13)
-    assert gv.step_function("pytorch") is numpy_cells.gru_step
+    assert conventions.step_function("pytorch") is numpy_cells.gru_step
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("convention", gv.CONVENTIONS)
+@pytest.mark.parametrize("convention", conventions.CONVENTIONS)
 def test_each_step_follows_its_papers_equations(convention, shape):
     B, I, H = shape
     rng = _rng("paper", convention, shape)
     p = random_params(I, H, rng)
     x, h = random_inputs(B, I, H, rng)
-    h_next, cache = gv.step_function(convention)(x, h, p)
+    h_next, cache = conventions.step_function(convention)(x, h, p)
     np.testing.assert_allclose(h_next, paper_step(convention, x, h, p), rtol=0, atol=1e-13)
     for name in ("r", "z", "n"):
         assert cache[name].shape == (B, H)
@@ -106,7 +107,7 @@ def test_steps_keep_float32(convention):
     rng = _rng("float32", convention)
     p = random_params(3, 4, rng, dtype=np.float32)
     x, h = random_inputs(2, 3, 4, rng, dtype=np.float32)
-    h_next, _ = gv.step_function(convention)(x, h, p)
+    h_next, _ = conventions.step_function(convention)(x, h, p)
     assert h_next.dtype == np.float32
     p64 = {k: v.astype(np.float64) for k, v in p.items()}
     expected = paper_step(convention, x.astype(np.float64), h.astype(np.float64), p64)
@@ -117,7 +118,7 @@ def test_the_three_conventions_are_different_functions_on_random_weights():
     rng = _rng("differ")
     p = random_params(3, 5, rng)
     x, h = random_inputs(50, 3, 5, rng)
-    outputs = {c: gv.step_function(c)(x, h, p)[0] for c in gv.CONVENTIONS}
+    outputs = {c: conventions.step_function(c)(x, h, p)[0] for c in conventions.CONVENTIONS}
     for a, b in (("pytorch", "cho"), ("pytorch", "chung"), ("cho", "chung")):
         assert np.abs(outputs[a] - outputs[b]).max() > 0.05, (a, b)
 
@@ -126,30 +127,30 @@ def test_reset_placement_is_the_only_difference_when_z_agrees():
     # With the reset gate saturated at 1 (huge r bias), r * (W h + b) = W (r * h) + b.
     rng = _rng("saturated")
     p = random_params(3, 4, rng)
-    p["bias_ih"][gv.gate_rows("r", 4)] = 60.0
+    p["bias_ih"][gate_rows("GRU", "r", 4)] = 60.0
     x, h = random_inputs(6, 3, 4, rng)
-    np.testing.assert_allclose(gv.gru_step_cho(x, h, p)[0], gv.gru_step_pytorch(x, h, p)[0],
-                               rtol=0, atol=1e-13)
+    np.testing.assert_allclose(conventions.gru_step_cho(x, h, p)[0],
+                               conventions.gru_step_pytorch(x, h, p)[0], rtol=0, atol=1e-13)
 
 
 def test_one_unit_without_b_hn_makes_cho_and_pytorch_equal():
     # For H = 1, r * (w h) = w * (r h): the placement matters only through b_hn and mixing.
     rng = _rng("one unit")
     p = random_params(2, 1, rng)
-    p["bias_hh"][gv.gate_rows("n", 1)] = 0.0
+    p["bias_hh"][gate_rows("GRU", "n", 1)] = 0.0
     x, h = random_inputs(8, 2, 1, rng)
-    np.testing.assert_allclose(gv.gru_step_cho(x, h, p)[0], gv.gru_step_pytorch(x, h, p)[0],
-                               rtol=0, atol=1e-14)
+    np.testing.assert_allclose(conventions.gru_step_cho(x, h, p)[0],
+                               conventions.gru_step_pytorch(x, h, p)[0], rtol=0, atol=1e-14)
 
 
-@pytest.mark.parametrize("convention", gv.CONVENTIONS)
+@pytest.mark.parametrize("convention", conventions.CONVENTIONS)
 def test_sequence_runs_the_step_and_pytorch_equals_torch_gru(convention):
     rng = _rng("sequence", convention)
     T, B, I, H = 6, 3, 2, 4
     p = random_params(I, H, rng, scale=0.5)
     xs = rng.normal(size=(T, B, I))
     h0 = rng.uniform(-1, 1, size=(B, H))
-    hs = gv.gru_forward_convention(xs, h0, p, convention)
+    hs = conventions.gru_forward_convention(xs, h0, p, convention)
     h = h0
     for t in range(T):
         h = paper_step(convention, xs[t], h, p)
@@ -161,8 +162,8 @@ def test_sequence_runs_the_step_and_pytorch_equals_torch_gru(convention):
                 getattr(layer, name + "_l0").copy_(torch.from_numpy(value))
             out, _ = layer(torch.from_numpy(xs), torch.from_numpy(h0)[None])
         np.testing.assert_allclose(hs, out.numpy(), rtol=0, atol=1e-13)
-    zeros = gv.gru_forward_convention(xs, None, p, convention)
-    np.testing.assert_array_equal(zeros, gv.gru_forward_convention(xs, np.zeros((B, H)), p,
+    zeros = conventions.gru_forward_convention(xs, None, p, convention)
+    np.testing.assert_array_equal(zeros, conventions.gru_forward_convention(xs, np.zeros((B, H)), p,
                                                                    convention))
 
 
@@ -171,23 +172,18 @@ def test_sequence_runs_the_step_and_pytorch_equals_torch_gru(convention):
 # --------------------------------------------------------------------------------------
 
 
-def test_gate_rows_are_the_r_z_n_blocks():
-    assert [gv.gate_rows(g, 5) for g in gv.GATE_ORDER] == [slice(0, 5), slice(5, 10),
-                                                           slice(10, 15)]
-
-
 def test_flip_update_gate_negates_exactly_the_z_blocks_and_is_an_involution():
     rng = _rng("flip")
     p = random_params(3, 4, rng)
-    flipped = gv.flip_update_gate(p)
-    z = gv.gate_rows("z", 4)
+    flipped = conventions.flip_update_gate(p)
+    z = gate_rows("GRU", "z", 4)
     for name in numpy_cells.PARAM_NAMES:
         np.testing.assert_array_equal(flipped[name][z], -p[name][z])
         keep = np.ones(12, dtype=bool)
         keep[z] = False
         np.testing.assert_array_equal(flipped[name][keep], p[name][keep])
         assert flipped[name] is not p[name]
-    back = gv.flip_update_gate(flipped)
+    back = conventions.flip_update_gate(flipped)
     for name in numpy_cells.PARAM_NAMES:
         np.testing.assert_array_equal(back[name], p[name])
 
@@ -200,9 +196,9 @@ def test_exact_conversions_give_the_same_function(source, target, shape):
     rng = _rng("convert", source, target, shape)
     p = random_params(I, H, rng, scale=2.0)
     x, h = random_inputs(B, I, H, rng)
-    converted = gv.convert_params(p, source, target)
+    converted = conventions.convert_params(p, source, target)
     expected = paper_step(source, x, h, p)
-    got = gv.step_function(target)(x, h, converted)[0]
+    got = conventions.step_function(target)(x, h, converted)[0]
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-14)
     assert all(converted[k] is not p[k] for k in p)
 
@@ -211,8 +207,9 @@ def test_the_z_flip_alone_does_not_convert_pytorch_to_chung():
     rng = _rng("no flip")
     p = random_params(3, 5, rng)
     x, h = random_inputs(50, 3, 5, rng)
-    flipped = gv.flip_update_gate(p)
-    difference = gv.gru_step_chung(x, h, flipped)[0] - gv.gru_step_pytorch(x, h, p)[0]
+    flipped = conventions.flip_update_gate(p)
+    difference = (conventions.gru_step_chung(x, h, flipped)[0]
+                  - conventions.gru_step_pytorch(x, h, p)[0])
     assert np.abs(difference).max() > 0.05
 
 
@@ -221,61 +218,29 @@ def test_the_z_flip_alone_does_not_convert_pytorch_to_chung():
 def test_convert_refuses_a_change_of_reset_placement(source, target):
     p = random_params(2, 3, _rng("refuse"))
     with pytest.raises(ValueError, match="no exact conversion.*best_fit"):
-        gv.convert_params(p, source, target)
+        conventions.convert_params(p, source, target)
 
 
 def test_best_fit_finds_an_exact_conversion_from_an_unconverted_start():
     rng = _rng("fit exact")
     p = numpy_cells.init_params("gru", 3, 4, rng)
-    result = gv.best_fit(p, "cho", "chung", np.random.default_rng(1), start=p, iterations=20)
+    result = conventions.best_fit(p, "cho", "chung", np.random.default_rng(1), start=p,
+                                  iterations=20)
     assert result.start_rms > 0.05
     assert result.rms < 1e-12 and result.max_error < 1e-11
     x, h = random_inputs(20, 3, 4, rng)
-    np.testing.assert_allclose(gv.gru_step_chung(x, h, result.params)[0],
-                               gv.gru_step_cho(x, h, p)[0], rtol=0, atol=1e-11)
+    np.testing.assert_allclose(conventions.gru_step_chung(x, h, result.params)[0],
+                               conventions.gru_step_cho(x, h, p)[0], rtol=0, atol=1e-11)
 
 
 def test_best_fit_cannot_make_pytorch_equal_cho():
     rng = _rng("fit inexact")
     p = numpy_cells.init_params("gru", 3, 4, rng)
-    result = gv.best_fit(p, "cho", "pytorch", np.random.default_rng(2), iterations=20)
+    result = conventions.best_fit(p, "cho", "pytorch", np.random.default_rng(2), iterations=20)
     assert result.rms < result.start_rms
     assert result.rms > 1e-3, "reset placement should not be convertible for these weights"
     assert set(result.params) == set(numpy_cells.PARAM_NAMES)
     assert result.params["weight_hh"].shape == (12, 4)
-
-
-@pytest.mark.parametrize("make", [
-    lambda: torch.nn.GRU(3, 4, dtype=torch.float64),
-    lambda: torch.nn.GRUCell(3, 4, dtype=torch.float64),
-    lambda: torch.nn.GRU(3, 4, num_layers=2, bidirectional=True, dtype=torch.float64),
-])
-def test_set_update_bias_sets_the_effective_z_bias_only(make):
-    module = make()
-    before = {name: p.detach().clone() for name, p in module.named_parameters()}
-    assert gv.set_update_bias(module, 1.5) is module
-    z = slice(4, 8)
-    for name, p in module.named_parameters():
-        if name.startswith("bias_ih"):
-            partner = dict(module.named_parameters())["bias_hh" + name[len("bias_ih"):]]
-            torch.testing.assert_close(p[z] + partner[z], torch.full((4,), 1.5,
-                                                                     dtype=torch.float64))
-        keep = torch.ones_like(p, dtype=torch.bool)
-        if name.startswith("bias"):
-            keep[z] = False
-        torch.testing.assert_close(p[keep], before[name][keep])
-
-
-def test_update_bias_makes_z_about_sigmoid_of_the_bias():
-    torch.manual_seed(0)
-    cell = torch.nn.GRUCell(2, 5, dtype=torch.float64)
-    with torch.no_grad():
-        cell.weight_ih.zero_()
-        cell.weight_hh.zero_()
-    gv.set_update_bias(cell, 1.0)
-    p = numpy_cells.params_from_torch(cell)
-    _, cache = gv.gru_step_pytorch(np.ones((1, 2)), np.zeros((1, 5)), p)
-    np.testing.assert_allclose(cache["z"], 1 / (1 + np.exp(-1.0)), rtol=0, atol=1e-15)
 
 
 # --------------------------------------------------------------------------------------
@@ -289,28 +254,20 @@ def test_bad_input_is_rejected_with_a_clear_message():
     x, h = random_inputs(2, 3, 4, rng)
     lstm = numpy_cells.init_params("lstm", 3, 4, rng)
     with pytest.raises(ValueError, match="convention must be one of"):
-        gv.step_function("keras")
-    with pytest.raises(ValueError, match="gate must be one of"):
-        gv.gate_rows("f", 4)
+        conventions.step_function("keras")
     with pytest.raises(ValueError, match="kind 'gru'.*looks like parameters for kind 'lstm'"):
-        gv.gru_step_cho(x, h, lstm)
+        conventions.gru_step_cho(x, h, lstm)
     with pytest.raises(ValueError, match="x must have shape"):
-        gv.gru_step_chung(x[:, :2], h, p)
+        conventions.gru_step_chung(x[:, :2], h, p)
     with pytest.raises(ValueError, match="h must have shape"):
-        gv.gru_step_cho(x, h[:1], p)
+        conventions.gru_step_cho(x, h[:1], p)
     with pytest.raises(ValueError, match="kind 'gru'"):
-        gv.flip_update_gate(lstm)
+        conventions.flip_update_gate(lstm)
     with pytest.raises(ValueError, match="target must be one of"):
-        gv.convert_params(p, "cho", "Cho")
+        conventions.convert_params(p, "cho", "Cho")
     with pytest.raises(TypeError, match="rng must be a numpy.random.Generator"):
-        gv.best_fit(p, "cho", "pytorch", 0)
+        conventions.best_fit(p, "cho", "pytorch", 0)
     with pytest.raises(ValueError, match="start must have the shapes of params"):
-        gv.best_fit(p, "cho", "pytorch", rng, start=random_params(2, 4, rng))
-    with pytest.raises(TypeError, match="module must be a torch.nn.Module"):
-        gv.set_update_bias(p, 1.0)
-    with pytest.raises(ValueError, match="must have shape \\(3\\*H,\\)"):
-        gv.set_update_bias(torch.nn.LSTM(3, 4), 1.0)
-    with pytest.raises(ValueError, match="no bias_ih/bias_hh"):
-        gv.set_update_bias(torch.nn.GRU(3, 4, bias=False), 1.0)
+        conventions.best_fit(p, "cho", "pytorch", rng, start=random_params(2, 4, rng))
     with pytest.raises(ValueError, match="xs must have shape"):
-        gv.gru_forward_convention(np.zeros((3, 2, 5)), None, p, "cho")
+        conventions.gru_forward_convention(np.zeros((3, 2, 5)), None, p, "cho")

@@ -1,4 +1,4 @@
-"""Tests for throughtime.interactive: the measurements against autograd and exact math,
+"""Tests for throughtime.explorers: the measurements against autograd and exact math,
 the bound of Pascanu et al. on every configuration, and the drawing functions."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from throughtime.interactive import (  # noqa: E402
+from throughtime.explorers import (  # noqa: E402
     DERIVATIVE_BOUNDS,
     GradientNormCurve,
     derivative_bound,

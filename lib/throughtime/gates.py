@@ -1,12 +1,14 @@
-"""Tools for the LSTM chapter: the forget gate's bias, gate recordings, a step-by-step view.
+"""Gates: where each gate's rows sit, the gate biases that matter, the LSTM's gates recorded.
 
 - ``GATE_ORDER`` and ``gate_rows``: where each gate's rows sit in PyTorch's stacked weights
-  and biases (gates i, f, g, o; rows k*H to (k+1)*H for the k-th gate).
+  and biases: LSTM gates i, f, g, o and GRU blocks r, z, n; rows k*H to (k+1)*H for the
+  k-th of its kind.
 - ``set_forget_bias`` and ``effective_forget_bias``: the forget gate's pre-activation gets
   *two* biases in PyTorch, b_if (a slice of ``bias_ih``) and b_hf (a slice of ``bias_hh``),
   and only their sum b_if + b_hf matters. Setting both slices to 1 gives an effective bias
   of 2. ``set_forget_bias(module, 1.0)`` writes 1 into the ``bias_ih`` slice and 0 into the
-  ``bias_hh`` slice, so the effective bias is exactly 1.
+  ``bias_hh`` slice, so the effective bias is exactly 1. ``set_update_bias`` does the same
+  for the GRU's update gate z, its counterpart.
 - ``record_gates``: run the numpy LSTM of ``numpy_cells`` over a sequence and keep every
   gate, the candidate, the cell state and the hidden state, shape (T, B, H) each.
 - ``memory_unit``: in a recording over marked sequences (the adding problem), the unit
@@ -35,6 +37,7 @@ __all__ = [
     "RECORDED",
     "gate_rows",
     "set_forget_bias",
+    "set_update_bias",
     "effective_forget_bias",
     "record_gates",
     "memory_unit",
@@ -42,23 +45,28 @@ __all__ = [
     "draw_state",
 ]
 
-GATE_ORDER = ("i", "f", "g", "o")
-"""PyTorch's order of the LSTM's four blocks: input gate, forget gate, candidate, output gate."""
+GATE_ORDER = {"LSTM": ("i", "f", "g", "o"), "GRU": ("r", "z", "n")}
+"""PyTorch's order of the blocks stacked in a gated layer's weights and biases, by kind: the
+LSTM's input gate, forget gate, candidate and output gate; the GRU's reset gate, update
+gate and candidate ("new")."""
 
 RECORDED = ("i", "f", "g", "o", "c", "h")
 """The arrays ``record_gates`` returns: the four blocks, the cell state and the hidden state."""
 
+_ARTICLE = {"LSTM": "an", "GRU": "a"}
 
-def gate_rows(gate: str, hidden_size: int) -> slice:
-    """The rows of gate ``gate`` in an LSTM's stacked weights and biases.
 
-    ``weight_ih[gate_rows("f", H)]`` is W_if (H, I), ``weight_hh[gate_rows("f", H)]`` is
-    W_hf (H, H), ``bias_ih[gate_rows("f", H)]`` is b_if (H,), and so on: the k-th gate of
-    ``GATE_ORDER`` holds rows k*H to (k+1)*H.
+def gate_rows(kind: str, gate: str, hidden_size: int) -> slice:
+    """The rows of gate ``gate`` in the stacked weights and biases of an LSTM or a GRU.
+
+    ``weight_ih[gate_rows("LSTM", "f", H)]`` is W_if (H, I), ``weight_hh[gate_rows("GRU",
+    "z", H)]`` is W_hz (H, H), ``bias_ih[gate_rows("GRU", "n", H)]`` is b_in (H,), and so
+    on: the k-th gate of ``GATE_ORDER[kind]`` holds rows k*H to (k+1)*H.
 
     Parameters
     ----------
-    gate : {"i", "f", "g", "o"}
+    kind : {"LSTM", "GRU"}
+    gate : {"i", "f", "g", "o"} for the LSTM, {"r", "z", "n"} for the GRU
     hidden_size : int
         H.
 
@@ -66,51 +74,70 @@ def gate_rows(gate: str, hidden_size: int) -> slice:
     -------
     slice
     """
-    check_choice("gate", gate, GATE_ORDER)
+    check_choice("kind", kind, tuple(GATE_ORDER))
+    check_choice("gate", gate, GATE_ORDER[kind])
     hidden_size = check_int("hidden_size", hidden_size, minimum=1)
-    k = GATE_ORDER.index(gate)
+    k = GATE_ORDER[kind].index(gate)
     return slice(k * hidden_size, (k + 1) * hidden_size)
 
 
 # --------------------------------------------------------------------------------------
-# The forget gate's bias in PyTorch modules
+# The gate biases of PyTorch modules
 # --------------------------------------------------------------------------------------
 
 
-def _bias_pairs(module: Any) -> tuple[int, list[tuple[str, str]]]:
-    """Check that ``module`` is an LSTM with biases; return H and its (bias_ih, bias_hh) names.
+def _bias_pairs(module: Any, kind: str, gate_name: str) -> tuple[int, list[tuple[str, str]]]:
+    """Check that ``module`` is a ``kind`` with biases; return H and its (bias_ih, bias_hh) names.
 
     A cell has the pair ("bias_ih", "bias_hh"); a layer has one pair per layer and
     direction, named like ("bias_ih_l1_reverse", "bias_hh_l1_reverse").
     """
     import torch
 
+    a = _ARTICLE[kind]
     if not isinstance(module, torch.nn.Module):
-        raise TypeError(f"module must be a torch.nn.Module (an LSTM or LSTMCell), "
+        raise TypeError(f"module must be a torch.nn.Module ({a} {kind} or {kind}Cell), "
                         f"got {describe(module)}")
     owner = type(module).__name__
     hidden_size = getattr(module, "hidden_size", None)
     if not isinstance(hidden_size, int):
-        raise TypeError(f"module must be an LSTM or LSTMCell with an integer hidden_size, "
+        raise TypeError(f"module must be {a} {kind} or {kind}Cell with an integer hidden_size, "
                         f"got a {owner} without one")
     parameters = dict(module.named_parameters(recurse=False))
     pairs = [(name, "bias_hh" + name[len("bias_ih"):]) for name in parameters
              if name.startswith("bias_ih")]
     if not pairs:
         raise ValueError(f"module ({owner}) has no bias_ih/bias_hh parameters (it was created "
-                         f"with bias=False?): there is no forget-gate bias to set")
+                         f"with bias=False?): there is no {gate_name} bias to set")
+    blocks = len(GATE_ORDER[kind])
     for name_ih, name_hh in pairs:
         if name_hh not in parameters:
             raise ValueError(f"module ({owner}) has {name_ih} but no {name_hh}")
         for name in (name_ih, name_hh):
             rows = parameters[name].shape[0]
-            if parameters[name].dim() != 1 or rows != 4 * hidden_size:
+            if parameters[name].dim() != 1 or rows != blocks * hidden_size:
                 raise ValueError(
-                    f"module.{name} must have shape (4*H,) = ({4 * hidden_size},) for an LSTM "
-                    f"with H = {hidden_size} (gates i, f, g, o), got "
-                    f"{tuple(parameters[name].shape)}; is {owner} an LSTM?"
+                    f"module.{name} must have shape ({blocks}*H,) = ({blocks * hidden_size},) "
+                    f"for {a} {kind} with H = {hidden_size} (gates "
+                    f"{', '.join(GATE_ORDER[kind])}), got {tuple(parameters[name].shape)}; "
+                    f"is {owner} {a} {kind}?"
                 )
     return hidden_size, pairs
+
+
+def _set_gate_bias(module: Any, kind: str, gate: str, gate_name: str, value: float) -> Any:
+    """Write ``value`` into the ``gate`` slice of every ``bias_ih`` and 0 into ``bias_hh``'s."""
+    import torch
+
+    hidden_size, pairs = _bias_pairs(module, kind, gate_name)
+    value = check_real("value", value)
+    rows = gate_rows(kind, gate, hidden_size)
+    parameters = dict(module.named_parameters(recurse=False))
+    with torch.no_grad():
+        for name_ih, name_hh in pairs:
+            parameters[name_ih][rows] = value
+            parameters[name_hh][rows] = 0.0
+    return module
 
 
 def set_forget_bias(module: Any, value: float) -> Any:
@@ -135,17 +162,33 @@ def set_forget_bias(module: Any, value: float) -> Any:
     module
         The same module, changed in place.
     """
-    import torch
+    return _set_gate_bias(module, "LSTM", "f", "forget-gate", value)
 
-    hidden_size, pairs = _bias_pairs(module)
-    value = check_real("value", value)
-    rows = gate_rows("f", hidden_size)
-    parameters = dict(module.named_parameters(recurse=False))
-    with torch.no_grad():
-        for name_ih, name_hh in pairs:
-            parameters[name_ih][rows] = value
-            parameters[name_hh][rows] = 0.0
-    return module
+
+def set_update_bias(module: Any, value: float) -> Any:
+    """Set the *effective* update-gate bias b_iz + b_hz of a torch GRU to ``value``, in place.
+
+    The GRU's counterpart of the LSTM's forget-gate bias (``set_forget_bias``): in
+    PyTorch's convention z_t keeps the old state, and with small weights z_t is about
+    sigma(b_iz + b_hz), so a bias of 1 keeps about sigma(1) = 0.73 of every unit per step at
+    initialisation instead of 1/2. Writes ``value`` into the z slice of ``bias_ih`` (b_iz)
+    and 0 into the z slice of ``bias_hh`` (b_hz); every other entry is left alone. A stacked
+    or bidirectional ``torch.nn.GRU`` gets the same bias in every layer and direction.
+
+    Parameters
+    ----------
+    module : torch.nn.GRU, torch.nn.GRUCell, or the book's ``torch_cells`` GRU/GRUCell
+        Any module with ``hidden_size`` and bias vectors of shape (3H,) named ``bias_ih`` /
+        ``bias_hh`` (cells) or ``bias_ih_l0`` / ``bias_hh_l0`` and so on (layers).
+    value : float
+        The effective bias b_iz + b_hz.
+
+    Returns
+    -------
+    module
+        The same module, changed in place.
+    """
+    return _set_gate_bias(module, "GRU", "z", "update-gate", value)
 
 
 def effective_forget_bias(module: Any, *, layer: int = 0, reverse: bool = False) -> Any:
@@ -164,7 +207,7 @@ def effective_forget_bias(module: Any, *, layer: int = 0, reverse: bool = False)
     torch.Tensor, shape (H,)
         ``bias_ih[H:2H] + bias_hh[H:2H]``, detached from the graph.
     """
-    hidden_size, pairs = _bias_pairs(module)
+    hidden_size, pairs = _bias_pairs(module, "LSTM", "forget-gate")
     layer = check_int("layer", layer, minimum=0)
     if not isinstance(reverse, bool):
         raise TypeError(f"reverse must be True or False, got {describe(reverse)}")
@@ -180,7 +223,7 @@ def effective_forget_bias(module: Any, *, layer: int = 0, reverse: bool = False)
         raise ValueError(f"module ({type(module).__name__}) has no {name_ih} for layer={layer}, "
                          f"reverse={reverse}; its bias vectors are {available}")
     parameters = dict(module.named_parameters(recurse=False))
-    rows = gate_rows("f", hidden_size)
+    rows = gate_rows("LSTM", "f", hidden_size)
     return (parameters[name_ih][rows] + parameters[names[name_ih]][rows]).detach().clone()
 
 
@@ -222,7 +265,7 @@ def record_gates(xs: np.ndarray, params: Mapping[str, np.ndarray],
     """
     hs, cs, cache = numpy_cells.lstm_forward(xs, h0, c0, params)
     recording = {gate: np.stack([step[gate] for step in cache["steps"]])
-                 for gate in GATE_ORDER}
+                 for gate in GATE_ORDER["LSTM"]}
     recording["c"] = cs
     recording["h"] = hs
     return recording

@@ -1,4 +1,4 @@
-"""Three ways to write a GRU: PyTorch's, Cho et al.'s and Chung et al.'s.
+"""GRU conventions: three ways to write a GRU, PyTorch's, Cho et al.'s and Chung et al.'s.
 
 "The GRU" names a family. The papers and the libraries agree on the two gates, a reset
 gate r and an update gate z, and disagree on two details: which side of the interpolation
@@ -54,15 +54,13 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import numpy_cells
-from ._validate import check_choice, check_int, check_real, describe
+from ._validate import check_choice, check_int, describe
+from .gates import GATE_ORDER, gate_rows
 
 __all__ = [
     "CONVENTIONS",
-    "GATE_ORDER",
     "RESET_PLACEMENT",
     "UPDATE_KEEPS_OLD_STATE",
-    "gate_rows",
-    "set_update_bias",
     "gru_step_pytorch",
     "gru_step_cho",
     "gru_step_chung",
@@ -79,92 +77,11 @@ Params = Mapping[str, np.ndarray]
 CONVENTIONS = ("pytorch", "cho", "chung")
 """The three GRU conventions (``torch.nn.GRU``, Cho et al. 2014, Chung et al. 2014)."""
 
-GATE_ORDER = ("r", "z", "n")
-"""PyTorch's order of the GRU's blocks (reset gate, update gate, candidate "new")."""
-
 RESET_PLACEMENT = {"pytorch": "after", "cho": "before", "chung": "before"}
 """Whether the reset gate multiplies the state before or after the product with W_hn."""
 
 UPDATE_KEEPS_OLD_STATE = {"pytorch": True, "cho": True, "chung": False}
 """True where h_t = z_t * h_{t-1} + (1 - z_t) * n_t (z keeps the old state)."""
-
-
-def gate_rows(gate: str, hidden_size: int) -> slice:
-    """The rows of block ``gate`` in a GRU's stacked weights and biases.
-
-    ``weight_hh[gate_rows("z", H)]`` is W_hz (H, H), ``bias_ih[gate_rows("n", H)]`` is b_in
-    (H,), and so on: the k-th block of ``GATE_ORDER`` holds rows k*H to (k+1)*H.
-
-    Parameters
-    ----------
-    gate : {"r", "z", "n"}
-    hidden_size : int
-        The hidden size H.
-
-    Returns
-    -------
-    slice
-    """
-    check_choice("gate", gate, GATE_ORDER)
-    hidden_size = check_int("hidden_size", hidden_size, minimum=1)
-    k = GATE_ORDER.index(gate)
-    return slice(k * hidden_size, (k + 1) * hidden_size)
-
-
-def set_update_bias(module: Any, value: float) -> Any:
-    """Set the *effective* update-gate bias b_iz + b_hz of a torch GRU to ``value``, in place.
-
-    The GRU's counterpart of the LSTM's forget-gate bias (``lstm_tools.set_forget_bias``):
-    in PyTorch's convention z_t keeps the old state, and with small weights
-    z_t is about sigma(b_iz + b_hz), so a bias of 1 keeps about sigma(1) = 0.73 of every unit
-    per step at initialisation instead of 1/2. Writes ``value`` into the z slice of
-    ``bias_ih`` (b_iz) and 0 into the z slice of ``bias_hh`` (b_hz); every other entry is
-    left alone. A stacked or bidirectional ``torch.nn.GRU`` gets the same bias in every layer
-    and direction.
-
-    Parameters
-    ----------
-    module : torch.nn.GRU, torch.nn.GRUCell, or the book's ``torch_cells`` GRU/GRUCell
-        Any module with ``hidden_size`` and bias vectors of shape (3H,) named ``bias_ih`` /
-        ``bias_hh`` (cells) or ``bias_ih_l0`` / ``bias_hh_l0`` and so on (layers).
-    value : float
-        The effective bias b_iz + b_hz.
-
-    Returns
-    -------
-    module
-        The same module, changed in place.
-    """
-    import torch
-
-    if not isinstance(module, torch.nn.Module):
-        raise TypeError(f"module must be a torch.nn.Module (a GRU or GRUCell), "
-                        f"got {describe(module)}")
-    owner = type(module).__name__
-    hidden_size = getattr(module, "hidden_size", None)
-    if not isinstance(hidden_size, int):
-        raise TypeError(f"module must be a GRU or GRUCell with an integer hidden_size, got a "
-                        f"{owner} without one")
-    value = check_real("value", value)
-    parameters = dict(module.named_parameters(recurse=False))
-    pairs = [(name, "bias_hh" + name[len("bias_ih"):]) for name in parameters
-             if name.startswith("bias_ih")]
-    if not pairs:
-        raise ValueError(f"module ({owner}) has no bias_ih/bias_hh parameters (created with "
-                         f"bias=False?): there is no update-gate bias to set")
-    for pair in pairs:
-        for name in pair:
-            if name not in parameters or tuple(parameters[name].shape) != (3 * hidden_size,):
-                got = tuple(parameters[name].shape) if name in parameters else "nothing"
-                raise ValueError(f"module.{name} must have shape (3*H,) = ({3 * hidden_size},) "
-                                 f"for a GRU with H = {hidden_size} (blocks r, z, n), got {got};"
-                                 f" is {owner} a GRU?")
-    rows = gate_rows("z", hidden_size)
-    with torch.no_grad():
-        for name_ih, name_hh in pairs:
-            parameters[name_ih][rows] = value
-            parameters[name_hh][rows] = 0.0
-    return module
 
 
 # --------------------------------------------------------------------------------------
@@ -180,7 +97,7 @@ def _gates(x: np.ndarray, h: np.ndarray, params: Params) -> tuple[np.ndarray, ..
     hidden_size = h.shape[1]
     a_x = x @ params["weight_ih"].T + params["bias_ih"]
     a_h = h @ params["weight_hh"].T + params["bias_hh"]
-    r_rows, z_rows, n_rows = (gate_rows(g, hidden_size) for g in GATE_ORDER)
+    r_rows, z_rows, n_rows = (gate_rows("GRU", g, hidden_size) for g in GATE_ORDER["GRU"])
     r = numpy_cells.sigmoid(a_x[:, r_rows] + a_h[:, r_rows])
     z = numpy_cells.sigmoid(a_x[:, z_rows] + a_h[:, z_rows])
     return r, z, a_x[:, n_rows]
@@ -192,7 +109,7 @@ def _reset_before_step(x: np.ndarray, h: np.ndarray, params: Params,
     numpy_cells._check_step_inputs("gru", x, {"h": h}, params)
     hidden_size = h.shape[1]
     r, z, ax_n = _gates(x, h, params)
-    rows = gate_rows("n", hidden_size)
+    rows = gate_rows("GRU", "n", hidden_size)
     n = np.tanh(ax_n + (r * h) @ params["weight_hh"][rows].T + params["bias_hh"][rows])
     if UPDATE_KEEPS_OLD_STATE[convention]:
         h_next = z * h + (1 - z) * n
@@ -332,7 +249,7 @@ def flip_update_gate(params: Params) -> dict[str, np.ndarray]:
     dict
         Copies of the four arrays, with rows H to 2H (the z block) negated.
     """
-    rows = gate_rows("z", _check_gru_params(params))
+    rows = gate_rows("GRU", "z", _check_gru_params(params))
     flipped = {name: np.array(params[name]) for name in numpy_cells.PARAM_NAMES}
     for name in numpy_cells.PARAM_NAMES:
         flipped[name][rows] = -flipped[name][rows]
