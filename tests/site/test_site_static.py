@@ -172,6 +172,22 @@ def test_no_local_paths_or_tracebacks_are_published(site_dir: Path) -> None:
     assert not leaks, "local paths or tracebacks in published pages:\n" + "\n".join(leaks[:30])
 
 
+def test_the_library_reference_shows_constants_as_written(site_dir: Path) -> None:
+    """No ``<function ...>`` or ``<lambda>`` reprs as values, and no "Type" field on a module
+    constant (napoleon makes one from a colon in the first line of its docstring; the book's
+    extension _ext/throughtime_docs.py keeps those docstrings as written)."""
+    html = (site_dir / "api.html").read_text(encoding="utf-8")
+    reprs = re.findall(r"&lt;(?:function|lambda)[^&]{0,40}&gt;", html)
+    assert not reprs, f"api.html shows object reprs as values: {reprs[:5]}"
+    # Each documented object starts a <dl class="py ...">; a constant's entry runs to the next.
+    constants = [block for block in re.split(r'(?=<dl class="py )', html)
+                 if block.startswith('<dl class="py data">')]
+    assert len(constants) > 10, "the library reference lists the modules' constants"
+    typed = [re.search(r'id="([^"]+)"', block)[1] for block in constants
+             if re.search(r'<dt class="field-\w+">Type<', block)]
+    assert not typed, f"constants shown with a 'Type' made from their docstring: {typed[:5]}"
+
+
 def _references(path: Path) -> list[str]:
     """Every URL a page links to or loads."""
     found = []
