@@ -35,6 +35,7 @@ def broken_notebook(path: Path) -> None:
 def scratch_book(tmp_path: Path) -> Path:
     shutil.copy(ROOT / "_config.yml", tmp_path / "_config.yml")
     shutil.copy(ROOT / "references.bib", tmp_path / "references.bib")
+    shutil.copytree(ROOT / "_ext", tmp_path / "_ext")  # the book's Sphinx extension
     (tmp_path / "intro.md").write_text("# Scratch\n\nA scratch book.\n")
     (tmp_path / "_toc.yml").write_text(
         "format: jb-book\nroot: intro\nchapters:\n  - file: broken\n"

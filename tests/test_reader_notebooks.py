@@ -354,6 +354,7 @@ def build_small_book(made: Book) -> Book:
     for name in ("_config.yml", "references.bib", "bibliography.md", "requirements.txt"):
         shutil.copy2(ROOT / name, root / name)
     shutil.copytree(ROOT / "_static", root / "_static")
+    shutil.copytree(ROOT / "_ext", root / "_ext")  # the book's Sphinx extension
     (root / "intro.md").write_text("# A small book\n\nFor the tests.\n")
     toc = {"format": "jb-book", "root": "intro", "parts": [
         {"caption": "Chapters", "numbered": True,
