@@ -23,23 +23,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from kernels import SETTINGS, kernel_environment  # bench/kernels.py
 
 ROOT = Path(__file__).resolve().parents[1]
-SETTINGS: dict[str, dict[str, str]] = {
-    "native": {},
-    "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
-             "MKL_ENABLE_INSTRUCTIONS": "AVX2"},
-    "baseline": {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41",
-                 "MKL_ENABLE_INSTRUCTIONS": "SSE4_2"},
-}
-KERNEL_VARIABLES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
 THRESHOLD = 0.2  # the chapter's statement: last five segments below 0.2 times the first five
 
 
@@ -110,8 +102,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     if not args.report_only:
         for setting in args.settings:
-            env = {key: value for key, value in os.environ.items() if key not in KERNEL_VARIABLES}
-            env.update(OMP_NUM_THREADS="1", **SETTINGS[setting])
+            env = kernel_environment(setting)
             subprocess.run([sys.executable, __file__, "--worker", setting, "--seeds",
                             str(args.seeds), "--out", str(args.out)], env=env, check=True)
     print(report(args.out, args.settings))

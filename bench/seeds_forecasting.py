@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -53,16 +52,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from kernels import SETTINGS, kernel_environment  # bench/kernels.py
 
 ROOT = Path(__file__).resolve().parents[1]
-SETTINGS: dict[str, dict[str, str]] = {
-    "native": {},
-    "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
-             "MKL_ENABLE_INSTRUCTIONS": "AVX2"},
-    "baseline": {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41",
-                 "MKL_ENABLE_INSTRUCTIONS": "SSE4_2"},
-}
-KERNEL_VARIABLES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
 
 # The chapter's settings (chapters/07_forecasting.ipynb uses the same numbers).
 INPUT_LENGTH, HORIZON = 24, 12
@@ -308,14 +300,6 @@ def _worker_command(setting: str, job: str, out: Path) -> list[str]:
     return [sys.executable, __file__, "--worker", f"{setting}:{job}", "--out", str(out)]
 
 
-def _environment(setting: str) -> dict[str, str]:
-    env = dict(os.environ, OMP_NUM_THREADS="1", **SETTINGS[setting])
-    for variable in KERNEL_VARIABLES:
-        if variable not in SETTINGS[setting]:
-            env.pop(variable, None)
-    return env
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=10, help="seeds 0 .. N-1 (default 10)")
@@ -347,8 +331,8 @@ def main() -> None:
         def run(job: tuple[str, str]) -> None:
             setting, name = job
             started = time.perf_counter()
-            subprocess.run(_worker_command(setting, name, args.out), env=_environment(setting),
-                           check=True)
+            subprocess.run(_worker_command(setting, name, args.out),
+                           env=kernel_environment(setting), check=True)
             print(f"{setting} {name}: {time.perf_counter() - started:.0f} s", flush=True)
 
         with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:

@@ -39,22 +39,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from kernels import SETTINGS, kernel_environment  # bench/kernels.py
 
 ROOT = Path(__file__).resolve().parents[1]
-SETTINGS: dict[str, dict[str, str]] = {
-    "native": {},
-    "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
-             "MKL_ENABLE_INSTRUCTIONS": "AVX2"},
-    "baseline": {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41",
-                 "MKL_ENABLE_INSTRUCTIONS": "SSE4_2"},
-}
 EXPERIMENTS = ("adding", "agreement", "mechanism")
 BASELINE = 1 / 6
 
@@ -274,11 +267,7 @@ def main() -> None:
     if not args.report_only:
         for setting in args.settings:
             for name in args.experiments:
-                env = dict(os.environ, OMP_NUM_THREADS="1", **SETTINGS[setting])
-                for variable in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA",
-                                 "MKL_ENABLE_INSTRUCTIONS"):
-                    if variable not in SETTINGS[setting]:
-                        env.pop(variable, None)
+                env = kernel_environment(setting)
                 started = time.perf_counter()
                 subprocess.run([sys.executable, __file__, "--worker", f"{setting}:{name}",
                                 "--seeds", str(args.seeds), "--out", str(args.out)],

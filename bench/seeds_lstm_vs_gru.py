@@ -45,22 +45,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from kernels import SETTINGS, kernel_environment  # bench/kernels.py
 
 ROOT = Path(__file__).resolve().parents[1]
-SETTINGS: dict[str, dict[str, str]] = {
-    "native": {},
-    "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
-             "MKL_ENABLE_INSTRUCTIONS": "AVX2"},
-    "baseline": {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41",
-                 "MKL_ENABLE_INSTRUCTIONS": "SSE4_2"},
-}
 EXPERIMENTS = ("tune", "compare", "variants", "sweep")
 
 # The chapter's settings (chapters/06_lstm_vs_gru.ipynb uses the same numbers).
@@ -315,9 +308,7 @@ def main(argv: list[str] | None = None) -> int:
                 if (experiment == "variants" and setting != "native"
                         and not args.variants_everywhere):
                     continue
-                environment = {key: value for key, value in os.environ.items()
-                               if key not in SETTINGS["avx2"]}
-                environment |= SETTINGS[setting] | {"OMP_NUM_THREADS": "1"}
+                environment = kernel_environment(setting)
                 suffix = "_longer" if args.only_longer and experiment == "tune" else ""
                 result = args.out / f"{setting}_{experiment}{suffix}.json"
                 started = time.perf_counter()

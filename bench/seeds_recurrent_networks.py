@@ -39,23 +39,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from kernels import SETTINGS, kernel_environment  # bench/kernels.py
 
 ROOT = Path(__file__).resolve().parents[1]
-SETTINGS: dict[str, dict[str, str]] = {
-    "native": {},
-    "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
-             "MKL_ENABLE_INSTRUCTIONS": "AVX2"},
-    "baseline": {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41",
-                 "MKL_ENABLE_INSTRUCTIONS": "SSE4_2"},
-}
-KERNEL_VARIABLES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
 EXPERIMENTS = ("forecast", "memory")
 
 # The chapter's settings.
@@ -385,9 +377,7 @@ def main() -> None:
     if not args.report_only:
         for setting in args.settings:
             for name in args.experiments:
-                env = {key: value for key, value in os.environ.items()
-                       if key not in KERNEL_VARIABLES}
-                env.update(OMP_NUM_THREADS="1", **SETTINGS[setting])
+                env = kernel_environment(setting)
                 started = time.perf_counter()
                 subprocess.run([sys.executable, __file__, "--worker", f"{setting}:{name}",
                                 "--forecast-seeds", str(args.forecast_seeds),

@@ -53,22 +53,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from kernels import SETTINGS, kernel_environment  # bench/kernels.py
 
 ROOT = Path(__file__).resolve().parents[1]
-SETTINGS: dict[str, dict[str, str]] = {
-    "native": {},
-    "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
-             "MKL_ENABLE_INSTRUCTIONS": "AVX2"},
-    "baseline": {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41",
-                 "MKL_ENABLE_INSTRUCTIONS": "SSE4_2"},
-}
 EXPERIMENTS = ("sweep", "clipping", "init", "chosen")
 BASELINE = 1 / 6  # the adding problem's no-memory MSE
 SWEEP_LENGTHS = (5, 10, 20, 40)
@@ -340,11 +333,7 @@ def main() -> int:
                        f"--out={args.out}", "--init-lrs", *map(str, args.init_lrs)]
         for experiment in args.experiments:
             for setting in args.settings:
-                env = {**os.environ, "OMP_NUM_THREADS": "1", **SETTINGS[setting]}
-                for variable in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA",
-                                 "MKL_ENABLE_INSTRUCTIONS"):
-                    if variable not in SETTINGS[setting]:
-                        env.pop(variable, None)
+                env = kernel_environment(setting)
                 subprocess.run([sys.executable, __file__, "--worker", setting, experiment,
                                 *passthrough], env=env, check=True)
     text = report(args.out, args.settings, args.experiments, args)

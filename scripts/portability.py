@@ -39,16 +39,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = ROOT / "chapters"
 
-# Each setting caps the three kernel libraries at one instruction set. "native" leaves the
-# choice to the libraries (AVX-512 on the machines that built the book, when present).
-SETTINGS: dict[str, dict[str, str]] = {
-    "native": {},
-    "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
-             "MKL_ENABLE_INSTRUCTIONS": "AVX2"},
-    "baseline": {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41",
-                 "MKL_ENABLE_INSTRUCTIONS": "SSE4_2"},
-}
-KERNEL_VARIABLES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
+# The kernel settings are the seed studies' (bench/kernels.py): one definition for both.
+sys.path.insert(0, str(ROOT / "bench"))
+from kernels import KERNEL_VARIABLES, SETTINGS  # noqa: E402
+
 GLUE_MIME = "application/papermill.record/text/plain"
 GLUE_ROLE = re.compile(r"\{glue(?::(?:text|any|md)?)?\}`([A-Za-z_][A-Za-z0-9_]*)(?::([^`]*))?`")
 RELATIVE_TOLERANCE = 1e-9  # below this a glued float counts as unchanged
