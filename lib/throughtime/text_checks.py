@@ -12,30 +12,27 @@ library's reference in float64 and, when the numbers are exactly those of a know
 (natural logarithms, multiplying by the temperature, forgetting to renormalise after top-k,
 ...), says which. The machinery (running the student's code, refusing the library's own
 functions or copies of them, explaining a mismatch) is that of ``throughtime.checks``;
-``hidden_cases``, ``run_cases``, ``judge_cases`` and ``hidden_check`` take these checks'
-names, for graders.
+``throughtime.checks``' ``hidden_cases``, ``run_cases``, ``judge_cases`` and
+``hidden_check`` take these checks' names, for graders (and are importable from here too).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from .checks import (
+from . import checks
+from .checks import (  # noqa: F401  (the grader's entry points, re-exported)
     Case,
-    CheckFailed,
-    Verdict,
-    _judge_one,
-    _library_function,
-    _passed_line,
     _public,
-    _refuse_library,
-    _require_callable,
-    _run_one,
     _Spec,
+    hidden_cases,
+    hidden_check,
+    judge_cases,
+    run_cases,
 )
 from .text import next_char_probabilities
 
@@ -43,10 +40,6 @@ __all__ = [
     "CHECKS",
     "check_next_char_probabilities",
     "check_bits_and_perplexity",
-    "hidden_cases",
-    "run_cases",
-    "judge_cases",
-    "hidden_check",
 ]
 
 _SEED = 6_402_117  # private: the public cases depend on it
@@ -200,74 +193,12 @@ CHECKS = tuple(_SPECS)
 """The names of this module's checks, for graders."""
 
 
-# The entry points, as in throughtime.checks -----------------------------------------------
+# The entry points are throughtime.checks' own, which know this module's checks too; only the
+# public cases' seed is this module's.
 
 
-def _spec(check: str) -> _Spec:
-    if check not in _SPECS:
-        raise ValueError(f"check must be one of {sorted(_SPECS)}, got {check!r}")
-    return _SPECS[check]
-
-
-def hidden_cases(check: str, seed: int | Sequence[int], sizes: Sequence | None = None
-                 ) -> list[Case]:
-    """The cases of ``check`` drawn from ``seed`` (a course's private seed, for grading)."""
-    return _spec(check).cases(seed, sizes)
-
-
-def run_cases(check: str, cases: Sequence[Mapping[str, Any]], fn: Callable
-              ) -> list[dict[str, Any]]:
-    """Call the student's ``fn`` on every case (``Case.public``); no expected value needed."""
-    spec = _spec(check)
-    dotted = _library_function(fn, spec)
-    if dotted is not None:
-        message = (f"{check}: the function handed in is {dotted}, the library's own, which "
-                   f"the check compares with, not your own {spec.role}.")
-        return [{"error": message, "outputs": None, "forward_outputs": None, "mutated": [],
-                 "called": []} for _ in cases]
-    return [_run_one(spec, case, fn, None) for case in cases]
-
-
-def judge_cases(check: str, cases: Sequence[Case],
-                outcomes: Sequence[Mapping[str, Any]]) -> Verdict:
-    """Judge the outcomes of ``run_cases`` against the cases' answers (never raises)."""
-    spec = _spec(check)
-    if len(outcomes) != len(cases):
-        return Verdict(False, f"{check}: the grader got {len(outcomes)} results for "
-                              f"{len(cases)} cases; the submission's run was cut short.")
-    worst = 0.0
-    for case, outcome in zip(cases, outcomes, strict=True):
-        try:
-            error, _ = _judge_one(spec, case, outcome)
-        except CheckFailed as failure:
-            return Verdict(False, str(failure))
-        except Exception as error:  # noqa: BLE001  (a forged or truncated outcome)
-            return Verdict(False, f"{check}: the grader could not read what your "
-                                  f"{spec.role} returned on {case.label} "
-                                  f"({type(error).__name__}).")
-        worst = max(worst, error)
-    return Verdict(True, _passed_line(check, spec.what, len(cases), worst))
-
-
-def _run_check(check: str, fn: Any, *, seed: Any = _SEED, sizes: Sequence | None = None) -> str:
-    spec = _spec(check)
-    _require_callable(check, fn, spec.role)
-    _refuse_library(spec, fn)
-    cases = spec.cases(seed, sizes)
-    verdict = judge_cases(check, cases, [_run_one(spec, case.public, fn, None)
-                                         for case in cases])
-    if not verdict.passed:
-        raise CheckFailed(verdict.message)
-    return verdict.message
-
-
-def hidden_check(check: str, fn: Callable, *, seed: int | Sequence[int],
-                 sizes: Sequence | None = None) -> str:
-    """Run ``check`` on the cases of a private ``seed``, in this process (for Otter)."""
-    try:
-        return _run_check(check, fn, seed=seed, sizes=sizes)
-    except CheckFailed as failure:
-        raise CheckFailed(str(failure)) from None
+def _run_check(check: str, fn: Any) -> str:
+    return checks._run_check(check, fn, seed=_SEED)
 
 
 @_public
