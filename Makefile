@@ -22,7 +22,7 @@ export THROUGHTIME_STRICT := 1
 # native ones, so every test run covers two kernel sets (scripts/portability.py has more).
 BASELINE_KERNELS := ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 MKL_ENABLE_INSTRUCTIONS=SSE4_2
 
-.PHONY: install check-colab page-weight portability book notebooks test test-lib test-notebooks test-site lint lab bench retarget clean distclean
+.PHONY: install check-colab page-weight portability book notebooks pdf test test-lib test-notebooks test-site lint lab bench retarget clean distclean
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ book: $(STAMP)
 ## also become the website's .ipynb downloads, and the workflow publishes them for the launch buttons
 notebooks: book
 	$(BIN)/python scripts/reader_notebooks.py --build _build --out _build/notebooks
+
+## make pdf: the whole book as one PDF, _build/pdf/through-time.pdf, made offline: the book on
+## one HTML page (cells from the build's cache), printed by the system's Chromium
+pdf: $(STAMP)
+	$(BIN)/python scripts/book_pdf.py
 
 ## make test: library tests, every notebook under nbval, the website build and its reader
 ## notebooks, the browser tests of both

@@ -18,6 +18,7 @@ from throughtime.plotting import (
     draw_io_patterns,
     draw_rnn_unrolled,
     draw_sequence_pattern,
+    table_number,
     use_book_style,
 )
 
@@ -39,6 +40,44 @@ def test_use_book_style_sets_size_spines_and_colours():
         cycle = [entry["color"] for entry in mpl.rcParams["axes.prop_cycle"]]
         assert cycle[0] == COLORS["input"]
         assert len(set(cycle)) == len(cycle)
+
+
+PHONE_FIGURE_PX = 366  # a 390-pixel phone less the page's margins
+MIN_TEXT_PX = 9
+
+
+def test_use_book_style_keeps_figure_text_readable_on_a_phone():
+    import io
+    import re
+
+    import pandas as pd
+
+    with mpl.rc_context():
+        use_book_style()
+        fig, ax = plt.subplots()
+        ax.plot([0, 1, 2], [0, 1, 4], label="a line")
+        ax.set_xlabel("step $t$")
+        ax.set_title("a title")
+        ax.legend()
+        buffer = io.StringIO()
+        fig.savefig(buffer, format="svg")
+        plt.close(fig)
+    pd.reset_option("display.float_format")
+    svg = buffer.getvalue()
+    width_pt = float(re.search(r'<svg[^>]*width="([\d.]+)pt"', svg).group(1))
+    sizes = [float(size) for size in re.findall(r"font-size: ([\d.]+)px", svg)]
+    assert "<text" in svg and sizes, "the SVG keeps no text as text (svg.fonttype)"
+    smallest_px = min(size for size in sizes if size > 7.5) * PHONE_FIGURE_PX / width_pt
+    assert width_pt <= 5.4 * 72, f"the default figure is {width_pt / 72:.2f} in wide"
+    assert smallest_px >= MIN_TEXT_PX, f"text {smallest_px:.1f} px tall on a phone"
+
+
+@pytest.mark.parametrize(
+    ("value", "printed"),
+    [(20 / 3, "6.667"), (123456.7, "123,457"), (3.0, "3"), (-0.5, "-0.5"), (1.5e-9, "1.5e-09")],
+)
+def test_table_number_prints_four_significant_digits(value, printed):
+    assert table_number(value) == printed
 
 
 @pytest.mark.parametrize("steps", [1, 4, 6])

@@ -4,10 +4,12 @@ The tests never build the book: ``make book`` does, and ``make test-site`` runs 
 Set ``THROUGHTIME_BOOK_DIR`` to test a book built elsewhere (its ``_build/html``).
 
 Every test that takes the ``page`` argument runs once for each page in ``_toc.yml``, so the
-suite grows with the book. A local HTTP server on 127.0.0.1 serves the site; the browser
-tests drive Debian's headless Chromium through Playwright (``THROUGHTIME_CHROMIUM`` names
-another Chromium). Without a Chromium they are skipped, except in CI (``CI=true``), where
-they fail: CI installs Chromium, so a skip there would hide a broken install.
+suite grows with the book; a test that also takes ``width`` runs at each width of
+``site_support.WIDTHS`` (a desktop window, and a phone in dark mode). A local HTTP server
+on 127.0.0.1 serves the site; the browser tests drive Debian's headless Chromium through
+Playwright (``THROUGHTIME_CHROMIUM`` names another Chromium). Without a Chromium they are
+skipped, except in CI (``CI=true``), where they fail: CI installs Chromium, so a skip there
+would hide a broken install.
 """
 
 from __future__ import annotations
@@ -22,12 +24,15 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 from site_support import (
     CHROMIUM_ARGS,
+    INSPECT_FOCUS,
+    INSPECT_LAYOUT,
     INSPECT_PAGE,
     SCREENSHOT_DIR,
     SCREENSHOT_MAX_HEIGHT,
     SITE_DIR,
     VIEWPORT,
     WAIT_FOR_MATHJAX,
+    WIDTHS,
     Page,
     Visit,
     find_chromium,
@@ -47,6 +52,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "notebook" in metafunc.fixturenames:
         notebooks = [page for page in pages if page.is_notebook]
         metafunc.parametrize("notebook", notebooks, ids=[page.docname for page in notebooks])
+    if "width" in metafunc.fixturenames:
+        metafunc.parametrize("width", list(WIDTHS))
 
 
 _reported_missing_build: list[bool] = []
@@ -56,13 +63,16 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "colab_like: the library in a Colab-like environment (THROUGHTIME_ENV_CHECK=1)"
     )
+    config.addinivalue_line("markers", "needs_no_build: a test that needs no built website")
 
 
 @pytest.fixture(autouse=True)
 def site_dir(request: pytest.FixtureRequest) -> Path:
     """The built website, checked before every test. Without one, the first test fails saying
     to run ``make book`` and the others are skipped, so the report shows the cause once."""
-    if request.node.get_closest_marker("colab_like"):
+    if request.node.get_closest_marker("colab_like") or request.node.get_closest_marker(
+        "needs_no_build"
+    ):
         return SITE_DIR  # needs no website
     if not (SITE_DIR / "index.html").is_file():
         if _reported_missing_build:
@@ -154,7 +164,8 @@ def new_page(browser: object, server: str) -> Callable[..., tuple[object, Visit,
     """
 
     def open_page(url: str, **context_options: object) -> tuple[object, Visit, object]:
-        context = browser.new_context(viewport=VIEWPORT, service_workers="block", **context_options)
+        context_options = {"viewport": VIEWPORT, **context_options}
+        context = browser.new_context(service_workers="block", **context_options)
         context.set_default_timeout(20_000)
         visit = Visit(url=url)
 
@@ -197,7 +208,7 @@ def new_page(browser: object, server: str) -> Callable[..., tuple[object, Visit,
     return open_page
 
 
-def save_full_page(browser_page: object, path: Path) -> Path:
+def save_full_page(browser_page: object, path: Path, width: int = VIEWPORT["width"]) -> Path:
     """Screenshot the whole page into ``path`` (JPEG) and return ``path``.
 
     JPEG saves a page tens of thousands of pixels tall faster than PNG, and the screenshots
@@ -210,7 +221,7 @@ def save_full_page(browser_page: object, path: Path) -> Path:
         options["clip"] = {
             "x": 0,
             "y": 0,
-            "width": VIEWPORT["width"],
+            "width": width,
             "height": SCREENSHOT_MAX_HEIGHT,
         }
     browser_page.screenshot(path=str(path), **options)
@@ -226,15 +237,38 @@ def screenshot_dir() -> Path:
     return SCREENSHOT_DIR
 
 
-@pytest.fixture(scope="session")
-def visits(new_page: Callable, server: str, screenshot_dir: Path) -> Callable[[Page], Visit]:
-    """Load a page of the book in the browser once and report what happened (cached)."""
-    cache: dict[str, Visit] = {}
+def _open_answers(browser_page: object) -> list[dict]:
+    """Click the button of every folded reference answer; report whether its code shows."""
+    answers = browser_page.locator("article.bd-article details").filter(
+        has_text="### BEGIN SOLUTION"
+    )
+    opened = []
+    for index in range(answers.count()):
+        answer = answers.nth(index)
+        answer.locator(":scope > summary").click()
+        code = answer.locator("pre").filter(has_text="### BEGIN SOLUTION").first
+        opened.append({"index": index, "visible": code.is_visible()})
+    return opened
 
-    def visit(page: Page) -> Visit:
-        if page.docname in cache:
-            return cache[page.docname]
-        browser_page, report, context = new_page(urljoin(server, page.html_path))
+
+@pytest.fixture(scope="session")
+def loads(
+    new_page: Callable, server: str, screenshot_dir: Path
+) -> Callable[[Page, str], Visit]:
+    """Load a page of the book at one of ``WIDTHS`` and report what happened (cached).
+
+    One load does everything the browser tests look at: errors, math, images, the layout
+    (``INSPECT_LAYOUT``), a full-page screenshot, keyboard focus (``INSPECT_FOCUS``) and, last,
+    the folded answers, opened with a click.
+    """
+    cache: dict[tuple[str, str], Visit] = {}
+
+    def load(page: Page, width: str) -> Visit:
+        key = (page.docname, width)
+        if key in cache:
+            return cache[key]
+        options = WIDTHS[width]
+        browser_page, report, context = new_page(urljoin(server, page.html_path), **options)
         try:
             response = browser_page.goto(report.url, wait_until="load")
             report.status = response.status if response else None
@@ -247,10 +281,23 @@ def visits(new_page: Callable, server: str, screenshot_dir: Path) -> Callable[[P
             report.math_errors = seen["mathErrors"]
             report.raw_tex = raw_tex_in(seen["text"])
             report.widget_placeholders = seen["placeholders"]
-            report.screenshot = save_full_page(browser_page, screenshot_dir / f"{page.slug}.jpg")
+            report.layout = browser_page.evaluate(INSPECT_LAYOUT)
+            name = page.slug if width == "desktop" else f"{width}__{page.slug}"
+            report.screenshot = save_full_page(
+                browser_page, screenshot_dir / f"{name}.jpg", options["viewport"]["width"]
+            )
+            browser_page.keyboard.press("Tab")  # from now on, focus is keyboard focus
+            report.focus = browser_page.evaluate(INSPECT_FOCUS)
+            report.opened_solutions = _open_answers(browser_page)
         finally:
             context.close()
-        cache[page.docname] = report
+        cache[key] = report
         return report
 
-    return visit
+    return load
+
+
+@pytest.fixture(scope="session")
+def visits(loads: Callable[[Page, str], Visit]) -> Callable[[Page], Visit]:
+    """Load a page of the book in a desktop window once and report what happened (cached)."""
+    return lambda page: loads(page, "desktop")

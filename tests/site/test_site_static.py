@@ -1,10 +1,12 @@
 """The built website as files and HTTP responses: no browser needed.
 
-Launch and download buttons, links, self-containment, leaks and page weight.
+Launch and download buttons, links, self-containment, leaks, page weight, widget state, the
+library reference (one page per module) and the numbers in tables.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import urllib.error
 import urllib.request
@@ -15,6 +17,7 @@ from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 import nbformat
 from site_support import (
     BOOK_DIR,
+    REPOSITORY_ROOT,
     Page,
     book_config,
     is_local,
@@ -24,6 +27,14 @@ from site_support import (
 )
 
 MAX_CHAPTER_TRANSFER_BYTES = 3_000_000
+# The bytes each page transferred before the website was made to work on phones: its pages
+# may not get heavier (a page with no entry has only the 3 MB limit).
+PAGE_WEIGHT_BUDGET = Path(__file__).with_name("page_weight_budget.json")
+LIBRARY = REPOSITORY_ROOT / "lib" / "throughtime"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+# A number in a table printed with six or more decimals, as pandas prints a float it was not
+# asked to round ("6.666667").
+UNROUNDED = re.compile(r"(?<![\w.])-?\d+\.\d{6,}(?![\d])")
 COLAB = "https://colab.research.google.com"
 # Attributes through which a page loads something while it opens.
 LOADING_ATTRIBUTES = {
@@ -175,7 +186,7 @@ def test_no_local_paths_or_tracebacks_are_published(site_dir: Path) -> None:
 def test_the_library_reference_shows_constants_as_written(site_dir: Path) -> None:
     """No ``<function ...>`` or ``<lambda>`` reprs as values, and no "Type" field on a module
     constant (napoleon makes one from a colon in the first line of its docstring; the book's
-    extension _ext/throughtime_docs.py keeps those docstrings as written)."""
+    extension _ext/throughtime_site.py keeps those docstrings as written)."""
     pages = sorted((site_dir / "api").glob("*.html"))
     assert len(pages) > 10, "the library reference has a page per module"
     html = "".join(page.read_text(encoding="utf-8") for page in pages)
@@ -260,3 +271,82 @@ def test_chapter_pages_own_bytes_under_3_mb(site_dir: Path) -> None:
         and weight.html + weight.images > MAX_CHAPTER_TRANSFER_BYTES
     ]
     assert not heavy, "chapter pages whose HTML and figures exceed 3 MB:\n" + "\n".join(heavy)
+
+
+def test_pages_carry_no_widget_state(page: Page, built_page: Path) -> None:
+    """Live widgets are removed from the website; so is the state the notebook kept of them."""
+    html = built_page.read_text(encoding="utf-8")
+    assert WIDGET_STATE not in html, (
+        f"{page.docname} embeds ipywidgets state ({len(html) // 1000} kB page): the build "
+        "should drop the notebook's metadata.widgets (_ext/throughtime_site.py)"
+    )
+
+
+def test_pages_stay_within_their_weight_budget(site_dir: Path) -> None:
+    budget = json.loads(PAGE_WEIGHT_BUDGET.read_text(encoding="utf-8"))["transfer_bytes"]
+    heavier = []
+    for page in toc_pages():
+        if page.docname not in budget:
+            continue
+        weight = page_weight.page_weight(site_dir, page.docname)
+        if weight.transfer > budget[page.docname]:
+            heavier.append(
+                f"{page.docname}: {weight.transfer / 1000:.0f} kB, budget "
+                f"{budget[page.docname] / 1000:.0f} kB"
+            )
+    assert not heavier, (
+        f"pages heavier than their budget in {PAGE_WEIGHT_BUDGET.name}:\n" + "\n".join(heavier)
+    )
+
+
+def public_modules() -> list[str]:
+    """The library's public modules, from its source folder."""
+    return sorted(path.stem for path in LIBRARY.glob("*.py") if not path.stem.startswith("_"))
+
+
+def test_library_reference_has_one_page_per_module(site_dir: Path) -> None:
+    reference = site_dir / "api.html"
+    assert reference.is_file(), "no library reference page (api.html)"
+    links = {tag.attrs.get("href", "").split("#")[0] for tag in parse_html(reference).find("a")}
+    missing_pages, missing_links = [], []
+    for module in public_modules():
+        page = site_dir / "api" / f"{module}.html"
+        if not page.is_file() or f"module-throughtime.{module}" not in parse_html(page).ids:
+            missing_pages.append(module)
+        if f"api/{module}.html" not in links:
+            missing_links.append(module)
+    assert not missing_pages, f"modules without their reference page: {missing_pages}"
+    assert not missing_links, f"modules the reference page does not list: {missing_links}"
+
+
+def _reference_pages(site_dir: Path) -> list[Path]:
+    return sorted((site_dir / "api").glob("*.html"))
+
+
+def test_library_constants_read_as_written(site_dir: Path) -> None:
+    """No constant's sentence becomes a "Type", no value shows as an object's repr."""
+    problems = []
+    for path in _reference_pages(site_dir):
+        html = path.read_text(encoding="utf-8")
+        # A module constant's type, when annotated, sits in its signature; a "Type" field
+        # under it is napoleon reading the first sentence of its docstring as "type: text".
+        for entry in re.findall(r'<dl class="py data">(.*?)</dl>', html, re.S):
+            name = re.search(r'id="([^"]+)"', entry)
+            if re.search(r"<dt[^>]*>Type<", entry):
+                problems.append(f"{path.name}: {name.group(1) if name else '?'} has a Type field")
+        for marker in ("&lt;function", "&lt;lambda&gt;", " object at 0x", "&lt;ufunc"):
+            if marker in html:
+                problems.append(f"{path.name}: shows {marker!r}")
+    assert not problems, "\n".join(problems)
+
+
+def test_tables_print_rounded_numbers(page: Page, built_page: Path) -> None:
+    html = built_page.read_text(encoding="utf-8")
+    unrounded = []
+    for table in re.findall(r"<table.*?</table>", html, re.S):
+        for cell in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", table, re.S):
+            text = re.sub(r"<[^>]+>", "", cell)
+            unrounded += UNROUNDED.findall(text)
+    assert not unrounded, (
+        f"{page.docname}: table cells with unrounded floats: {sorted(set(unrounded))[:10]}"
+    )

@@ -1,0 +1,61 @@
+"""`make pdf` prints the book's single-page HTML with the system's Chromium (scripts/book_pdf.py).
+
+The whole book takes minutes to print, so this test prints a small page the same way and
+checks the PDF: it needs Chromium but no built website.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+from site_support import REPOSITORY_ROOT, find_chromium, in_ci
+
+pytestmark = pytest.mark.needs_no_build
+
+PAGE = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>Print test</title>
+<style>@media print { .no-print { display: none; } }</style></head>
+<body><h1>Through Time, printed</h1>
+<p class="no-print">This line is for the screen only.</p>
+{paragraphs}
+<svg xmlns="http://www.w3.org/2000/svg" width="200" height="100">
+<rect width="200" height="100" fill="#0072B2"/></svg>
+</body></html>
+"""
+
+
+def _book_pdf():
+    spec = importlib.util.spec_from_file_location(
+        "throughtime_book_pdf", REPOSITORY_ROOT / "scripts" / "book_pdf.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def book_pdf():
+    if find_chromium() is None:
+        if in_ci():
+            pytest.fail("CI installs Chromium, but none was found", pytrace=False)
+        pytest.skip("printing needs Debian's Chromium (`apt-get install chromium`)")
+    return _book_pdf()
+
+
+def test_a_page_prints_to_a_multi_page_pdf(book_pdf, tmp_path: Path) -> None:
+    paragraphs = "\n".join(f"<p>Paragraph {n}: a recurrent network.</p>" for n in range(120))
+    (tmp_path / "index.html").write_text(PAGE.replace("{paragraphs}", paragraphs))
+    out = tmp_path / "pdf" / "book.pdf"
+    pages = book_pdf.print_page(tmp_path, "index.html", out)
+    data = out.read_bytes()
+    assert data.startswith(b"%PDF-"), "the output is not a PDF"
+    assert pages >= 2, f"120 paragraphs printed on {pages} page(s)"
+
+
+def test_a_missing_page_is_named(book_pdf, tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="index.html"):
+        book_pdf.print_page(tmp_path, "index.html", tmp_path / "book.pdf")
