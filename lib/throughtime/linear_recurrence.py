@@ -540,11 +540,24 @@ def log_space_scan(log_decay: Tensor, increment: Tensor, h0: Tensor | None = Non
     total_log_decay = torch.cumsum(log_decay, dim=0)
     states = torch.zeros_like(increment)
     for sign in (1.0, -1.0):
-        terms = torch.log(torch.clamp(sign * increment, min=0.0)) - total_log_decay
-        first = torch.log(torch.clamp(sign * h0, min=0.0))[None]
+        terms = _safe_log(sign * increment) - total_log_decay
+        first = _safe_log(sign * h0)[None]
         summed = torch.logcumsumexp(torch.cat([first, terms]), dim=0)[1:]
         states = states + sign * torch.exp(total_log_decay + summed)
     return states
+
+
+_LOG_OF_NOTHING = -1.0e4
+"""Stands for log 0 in ``log_space_scan``: exp of it is 0 in float32 and float64, and it
+keeps ``torch.logcumsumexp``'s gradient finite where a whole prefix would be log 0 (-inf),
+which would make it NaN. No float is small enough for its log to come near it."""
+
+
+def _safe_log(values: Tensor) -> Tensor:
+    """log of the positive entries, ``_LOG_OF_NOTHING`` elsewhere, with finite gradients."""
+    positive = values > 0
+    return torch.where(positive, torch.log(torch.where(positive, values, 1.0)),
+                       _LOG_OF_NOTHING)
 
 
 # --------------------------------------------------------------------------------------

@@ -290,24 +290,17 @@ def gated_ensemble(kind: str, seeds: Sequence[int], input_size: int, hidden_size
     """K ``torch.nn.LSTM`` or ``torch.nn.GRU`` networks side by side (``comparison.Ensemble``).
 
     ``keep_bias`` sets the effective bias of the gate that keeps the state in every network:
-    the LSTM's forget gate (``lstm_tools.set_forget_bias``) or the GRU's update gate
-    (``gru_variants.set_update_bias``), applied to the wide layer, whose gate rows hold
-    every network's.
+    the LSTM's forget gate or the GRU's update gate (``comparison.Ensemble``'s
+    ``forget_bias`` and ``update_bias``, which ``gates.set_forget_bias`` and
+    ``gates.set_update_bias`` apply); None keeps PyTorch's initialisation.
     """
     check_choice("kind", kind, ("LSTM", "GRU"))
-    ensemble = cmp.Ensemble(kind, seeds, input_size, hidden_size, output_size,
-                            forget_bias=None, per_step=per_step)
     if keep_bias is not None:
         keep_bias = check_real("keep_bias", keep_bias)
-        if kind == "LSTM":
-            from .lstm_tools import set_forget_bias
-
-            set_forget_bias(ensemble.layer, keep_bias)
-        else:
-            from .gru_variants import set_update_bias
-
-            set_update_bias(ensemble.layer, keep_bias)
-    return ensemble
+    biases = ({"forget_bias": keep_bias} if kind == "LSTM"
+              else {"forget_bias": None, "update_bias": keep_bias})
+    return cmp.Ensemble(kind, seeds, input_size, hidden_size, output_size, per_step=per_step,
+                        **biases)
 
 
 # --------------------------------------------------------------------------------------
