@@ -449,3 +449,47 @@ def test_deterministic_torch_sets_the_flags():
     result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
                             env=environment, timeout=120)
     assert result.returncode == 0 and "flags set" in result.stdout, result.stderr
+
+
+def test_train_steps_takes_an_iterable_and_a_built_optimizer_and_equals_a_hand_loop():
+    """The one loop against the four lines it stands for, written out by hand."""
+    batches = [adding_problem(6, 16, seed, as_torch=True) for seed in range(5)]
+    torch.manual_seed(3)
+    model = LastStateRNN(2, 8)
+    torch.manual_seed(3)
+    by_hand = LastStateRNN(2, 8)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    history = train_steps(model, iter(batches), optimizer=optimizer, max_norm=0.3)
+    assert len(history.losses) == 5 and history.diverged_at is None  # ran out of batches
+    hand_optimizer = torch.optim.SGD(by_hand.parameters(), lr=0.05)
+    for inputs, targets in batches:
+        hand_optimizer.zero_grad()
+        nn.functional.mse_loss(by_hand(inputs), targets).backward()
+        nn.utils.clip_grad_norm_(by_hand.parameters(), 0.3)
+        hand_optimizer.step()
+    for mine, theirs in zip(model.parameters(), by_hand.parameters(), strict=True):
+        torch.testing.assert_close(mine, theirs, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="steps must be given"):
+        train_steps(model, adding_stream())
+    with pytest.raises(TypeError, match="optimizer must be"):
+        train_steps(model, adding_stream(), steps=1, optimizer=3)
+
+
+def test_train_steps_evaluate_and_going_on_after_a_divergence():
+    torch.manual_seed(0)
+    model = LastStateRNN(2, 4)
+    good = adding_problem(4, 8, 1, as_torch=True)
+    bad = (good[0], torch.full_like(good[1], math.nan))
+    batches = iter([good, bad, good, good])
+    seen = []
+    history = train_steps(model, lambda: next(batches), steps=4, lr=0.01,
+                          evaluate=lambda m: seen.append(m.training) or len(seen),
+                          checkpoints=[2], on_divergence="continue")
+    assert history.diverged_at == 2 and len(history.losses) == 4  # it went on
+    assert history.checkpoints == [2, 4] and history.evaluations == [1, 2]
+    assert seen == [False, False]  # scored in eval mode
+    assert len(history.test_losses) == 0
+    with pytest.raises(ValueError, match="on_divergence"):
+        train_steps(model, adding_stream(), steps=1, on_divergence="ignore")
+    with pytest.raises(ValueError, match="test or evaluate"):
+        train_steps(model, adding_stream(), steps=1, test=good, evaluate=len)

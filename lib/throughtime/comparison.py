@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +40,7 @@ from torch import nn
 from ._validate import check_choice, check_int, check_real, describe
 from .measure import GATES, KINDS, check_kind, matched_hidden_sizes, model_parameter_count
 from .tasks import Task
+from .training import train_steps
 
 __all__ = [
     "KIND_COLORS",
@@ -267,7 +268,7 @@ class Ensemble(nn.Module):
             grid = parameter.grad.view(gates, members, rows, members, columns)
             grid.masked_fill_(outside, 0.0)
 
-    def clip_per_network(self, max_norm: float) -> torch.Tensor:
+    def clip_per_network(self, max_norm: float | None) -> torch.Tensor:
         """Clip each network's gradient by its own global norm, like ``clip_grad_norm_``.
 
         Network k's gradient is multiplied by min(1, max_norm / (||g_k|| + 1e-6)), where
@@ -281,7 +282,8 @@ class Ensemble(nn.Module):
         Tensor, shape (K,)
             The norms before clipping.
         """
-        max_norm = check_real("max_norm", max_norm, positive=True)
+        if max_norm is not None:
+            max_norm = check_real("max_norm", max_norm, positive=True)
         named = [(name, p) for name, p in self.named_parameters() if p.grad is not None]
         device = named[0][1].device
         squares = torch.zeros(self.members, dtype=torch.float64, device=device)
@@ -289,12 +291,28 @@ class Ensemble(nn.Module):
             own = self._diagonal(name, parameter.grad).double()
             squares += own.square().reshape(-1, self.members).sum(dim=0)
         norms = squares.sqrt()
+        if max_norm is None:
+            return norms
         factors = torch.clamp(max_norm / (norms + 1e-6), max=1.0)
         for name, parameter in named:
             gates, _, _, members = self._blocks(name)
             rows = parameter.grad.view(gates, members, -1)
             rows.mul_(factors.to(parameter.dtype)[None, :, None])
         return norms
+
+    def clip_gradients(self, max_norm: float | None = None) -> torch.Tensor:
+        """Keep the networks apart and clip each by its own norm (``training.train_steps``'s hook).
+
+        ``mask_gradients``, then ``clip_per_network(max_norm)`` (only the norms are measured
+        when ``max_norm`` is ``None``).
+
+        Returns
+        -------
+        Tensor, shape (K,)
+            Each network's gradient norm before clipping.
+        """
+        self.mask_gradients()
+        return self.clip_per_network(max_norm)
 
 
 GROUP_SIZE = 4
@@ -409,26 +427,15 @@ def _train_kinds(kinds: Mapping[str, int], task: Task, seeds: Sequence[int], *, 
                  forget_bias: float | None, update_bias: float | None, evaluations: int,
                  training_sets: Sequence[Any] | None, group_size: int,
                  device: torch.device) -> dict[str, TrainedEnsemble]:
-    """Train every kind of ``kinds`` ({kind: H}) in step, sharing each step's batches.
+    """Train every kind of ``kinds`` ({kind: H}), each group of networks with ``train_steps``.
 
     Network k of every kind draws its batches from ``default_rng([seeds[k], 1])``, so the
-    kinds see the same batches; drawing them once per step for all kinds changes nothing in
-    what each network computes.
+    kinds see the same batches.
     """
     checkpoints = sorted({max(1, round(steps * (j + 1) / evaluations))
                           for j in range(evaluations)})
     groups = _groups(len(seeds), group_size)
-    generators = [np.random.default_rng([seed, 1]) for seed in seeds]
     test_inputs, test_targets, test_mask = (_to(part, device) for part in task.test())
-    runs: dict[str, dict[str, Any]] = {}
-    for kind, hidden_size in kinds.items():
-        members = []
-        for first, stop in groups:
-            ensemble = Ensemble(kind, seeds[first:stop], task.input_size, hidden_size,
-                                task.output_size, forget_bias=forget_bias,
-                                update_bias=update_bias, per_step=task.per_step).to(device)
-            members.append((ensemble, torch.optim.Adam(ensemble.parameters(), lr=lr[kind])))
-        runs[kind] = {"members": members, "scores": [], "seconds": 0.0}
     tests = []
     for first, stop in groups:
         count = stop - first
@@ -436,48 +443,45 @@ def _train_kinds(kinds: Mapping[str, int], task: Task, seeds: Sequence[int], *, 
                       *(None if part is None else part.unsqueeze(-1).expand(*part.shape, count)
                         for part in (test_targets, test_mask))))
 
-    def draw(k: int) -> tuple[Any, Any, Any]:
+    def draw(k: int, generator: np.random.Generator) -> tuple[Any, Any, Any]:
         if training_sets is None:
-            return task.batch(batch_size, generators[k])
+            return task.batch(batch_size, generator)
         inputs, targets, mask = training_sets[k]
-        rows = torch.from_numpy(generators[k].integers(0, inputs.shape[1], size=batch_size))
+        rows = torch.from_numpy(generator.integers(0, inputs.shape[1], size=batch_size))
         axis = 1 if task.per_step else 0  # targets are (T, N) per step, (N, ...) otherwise
         return (inputs[:, rows], targets.index_select(axis, rows),
                 None if mask is None else mask[:, rows])
 
-    for step in range(1, steps + 1):
+    def group_batches(first: int, stop: int) -> Callable[[], tuple[Any, Any, Any]]:
+        generators = [np.random.default_rng([seed, 1]) for seed in seeds[first:stop]]
+
+        def draw_group() -> tuple[Any, Any, Any]:
+            parts = [draw(first + k, generator) for k, generator in enumerate(generators)]
+            return (torch.cat([part[0] for part in parts], dim=-1),
+                    _stack_targets([part[1] for part in parts]),
+                    _stack_targets([part[2] for part in parts]))
+
+        return draw_group
+
+    results = {}
+    for kind, hidden_size in kinds.items():
         started = time.process_time()
-        parts = [draw(k) for k in range(len(seeds))]
-        batches = []
-        for first, stop in groups:
-            group = parts[first:stop]
-            batches.append((torch.cat([part[0] for part in group], dim=-1).to(device),
-                            _to(_stack_targets([part[1] for part in group]), device),
-                            _to(_stack_targets([part[2] for part in group]), device)))
-        shared = (time.process_time() - started) / len(runs)  # the drawing, split evenly
-        for run in runs.values():
-            started = time.process_time()
-            for (ensemble, optimizer), (inputs, targets, mask) in zip(run["members"], batches,
-                                                                      strict=True):
-                optimizer.zero_grad()
-                task.loss(ensemble(inputs), targets, mask).sum().backward()
-                ensemble.mask_gradients()
-                ensemble.clip_per_network(max_norm)
-                optimizer.step()
-            if step in checkpoints:
-                row = []
-                for (ensemble, _), (inputs, targets, mask) in zip(run["members"], tests,
-                                                                  strict=True):
-                    ensemble.eval()
-                    with torch.no_grad():
-                        row.append(task.score(ensemble(inputs), targets, mask))
-                    ensemble.train()
-                run["scores"].append(np.concatenate(row))
-            run["seconds"] += time.process_time() - started + shared
-    return {kind: TrainedEnsemble(ensembles=[ensemble.eval() for ensemble, _ in run["members"]],
-                                  steps=checkpoints, scores=np.array(run["scores"]),
-                                  seconds=run["seconds"])
-            for kind, run in runs.items()}
+        ensembles, scores = [], []
+        for (first, stop), (inputs, targets, mask) in zip(groups, tests, strict=True):
+            ensemble = Ensemble(kind, seeds[first:stop], task.input_size, hidden_size,
+                                task.output_size, forget_bias=forget_bias,
+                                update_bias=update_bias, per_step=task.per_step).to(device)
+            history = train_steps(
+                ensemble, group_batches(first, stop), steps=steps, lr=lr[kind],
+                max_norm=max_norm, loss_fn=task.loss, checkpoints=checkpoints,
+                evaluate=lambda model, i=inputs, t=targets, m=mask: task.score(model(i), t, m),
+                on_divergence="continue")
+            ensembles.append(ensemble.eval())
+            scores.append(np.array(history.evaluations))
+        results[kind] = TrainedEnsemble(ensembles=ensembles, steps=checkpoints,
+                                        scores=np.concatenate(scores, axis=1),
+                                        seconds=time.process_time() - started)
+    return results
 
 
 def train_ensemble(kind: str, task: Task, hidden_size: int, seeds: Sequence[int], *,

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._validate import check_int, check_real, describe
+from ._validate import check_choice, check_int, check_real, describe
 
 __all__ = [
     "seed_everything",
@@ -205,6 +205,14 @@ def _batches(data: Data, dims: tuple[int, int], batch_size: int | None, shuffle:
 
 def _count(targets: torch.Tensor, dim: int) -> int:
     return int(targets.shape[dim]) if targets.ndim > dim else 1
+
+
+def _counted(batches: Iterable[tuple[torch.Tensor, torch.Tensor]], sizes: list[int],
+             dim: int) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield ``batches``, appending each one's number of examples to ``sizes``."""
+    for inputs, targets in batches:
+        sizes.append(_count(targets, dim))
+        yield inputs, targets
 
 
 def _progress_bar(progress: bool | str, total: int, description: str):
@@ -396,34 +404,32 @@ def fit(
     model.train()
     try:
         for epoch in range(1, epochs + 1):
-            total, count = 0.0, 0
-            for inputs, targets in _batches(train, dims, batch_size, shuffle, generator):
-                inputs, targets = inputs.to(device), targets.to(device)
-                optimizer.zero_grad()
-                loss = loss_fn(model(inputs), targets)
-                value = loss.item()
-                step = history.steps + 1
+            sizes: list[int] = []  # examples in each batch, for the epoch's weighted mean
+            batches = _counted(_batches(train, dims, batch_size, shuffle, generator), sizes,
+                               dims[1])
+            left = None if max_steps is None else max_steps - history.steps
+            run = train_steps(model, batches, steps=left, optimizer=optimizer,
+                              max_norm=max_norm, loss_fn=loss_fn)
+            losses, norms = run.losses.tolist(), run.grad_norms.tolist()
+            if run.diverged_at is not None:
+                history.grad_norm.extend(norms[:-1])
+                history.steps += run.diverged_at - 1
+                if losses[:-1]:
+                    last_finite = losses[-2]
+                step, value, norm = history.steps + 1, losses[-1], norms[-1]
                 if not math.isfinite(value):
                     raise DivergenceError("training loss", value, epoch, step, last_finite,
                                           history)
-                loss.backward()
-                if max_norm is not None:
-                    norm = float(nn.utils.clip_grad_norm_(parameters, max_norm))
-                else:
-                    norm = float(_global_norm(parameters))
-                if not math.isfinite(norm):
-                    raise DivergenceError("gradient norm", norm, epoch, step, value, history)
-                optimizer.step()
-                history.grad_norm.append(norm)
-                history.steps = step
-                last_finite = value
-                n = _count(targets, dims[1])
+                raise DivergenceError("gradient norm", norm, epoch, step, value, history)
+            if not sizes:
+                raise ValueError("train holds no batches")
+            history.grad_norm.extend(norms)
+            history.steps += len(losses)
+            last_finite = losses[-1]
+            total, count = 0.0, 0
+            for value, n in zip(losses, sizes, strict=True):
                 total += value * n
                 count += n
-                if max_steps is not None and history.steps >= max_steps:
-                    break
-            if count == 0:
-                raise ValueError("train holds no batches")
             history.train_loss.append(total / count)
             postfix = {"train": f"{total / count:.4g}"}
             if validation is not None:
@@ -553,16 +559,21 @@ class StepHistory:
     Attributes
     ----------
     losses : ndarray, shape (steps taken,)
-        The training loss of every step, measured before that step's update.
-    grad_norms : ndarray, shape (steps taken,)
-        The global gradient norm of every step, before clipping.
+        The training loss of every step, measured before that step's update (for a model
+        whose loss has one entry per network, such as ``ensembles.Ensemble``, their sum).
+    grad_norms : ndarray, shape (steps taken,) or (steps taken, K)
+        The global gradient norm of every step, before clipping (one per network for a
+        model that clips its networks apart, ``(steps taken, K)``).
     checkpoints : list of int
-        The steps after which the test loss was measured (a step count; 0 is the start).
+        The steps after which the model was scored (a step count; 0 is the start).
     test_losses : ndarray, shape (len(checkpoints),)
-        The test loss at each checkpoint.
+        The test loss at each checkpoint (empty when ``evaluate`` scored the model instead).
     diverged_at : int or None
-        The step (from 1) whose loss or gradient norm was not finite; training stopped
-        there without updating. ``None`` when every step was finite.
+        The first step (from 1) whose loss or gradient norm was not finite. With
+        ``on_divergence="stop"`` training stopped there without updating. ``None`` when
+        every step was finite.
+    evaluations : list
+        What ``evaluate(model)`` returned at each checkpoint (empty without ``evaluate``).
     """
 
     losses: np.ndarray
@@ -570,6 +581,7 @@ class StepHistory:
     checkpoints: list[int]
     test_losses: np.ndarray
     diverged_at: int | None
+    evaluations: list[Any] = field(default_factory=list)
 
     @property
     def final_test_loss(self) -> float:
@@ -577,53 +589,96 @@ class StepHistory:
         return float(self.test_losses[-1]) if len(self.test_losses) else math.nan
 
 
-def _test_loss(model: nn.Module, test: tuple[torch.Tensor, torch.Tensor],
-               loss_fn: Callable, device: torch.device) -> float:
+def _scored(model: nn.Module, evaluate: Callable[[nn.Module], Any]) -> Any:
+    """``evaluate(model)`` in eval mode and without gradients; the mode is restored after."""
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        value = float(loss_fn(model(test[0].to(device)), test[1].to(device)))
+        value = evaluate(model)
     model.train(was_training)
     return value
 
 
-def train_steps(model: nn.Module, draw_batch: Callable[[], tuple[torch.Tensor, torch.Tensor]],
-                *, steps: int, optimizer: str = "adam", lr: float = 1e-3,
-                max_norm: float | None = None,
-                loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-                test: tuple[torch.Tensor, torch.Tensor] | None = None,
-                checkpoints: Iterable[int] = ()) -> StepHistory:
-    """Train ``model`` for ``steps`` updates, each on a fresh batch from ``draw_batch()``.
+def _to(value: Any, device: torch.device) -> Any:
+    return value.to(device) if isinstance(value, torch.Tensor) else value
 
-    Each step: draw (x, y), L = loss_fn(model(x), y), backpropagate, measure the global
-    gradient norm ``||g|| = sqrt(sum over parameters of ||grad||^2)``, and, if ``max_norm``
-    is given and ``||g|| > max_norm``, rescale the gradient to ``g * max_norm / (||g|| +
-    1e-6)`` (``torch.nn.utils.clip_grad_norm_``); then one optimiser update. When the loss
-    or the norm is not finite, training stops before updating and ``diverged_at`` says
-    where: unlike ``fit``, no error is raised, because in the book's experiments on
-    exploding gradients the divergence is the result.
+
+def _clip(model: nn.Module, parameters: list[nn.Parameter],
+          max_norm: float | None) -> torch.Tensor:
+    """The gradient norm before clipping; clip to ``max_norm`` when it is given.
+
+    A model with a ``clip_gradients(max_norm)`` method (``ensembles.Ensemble``, K networks
+    in one layer) clips its own way and returns one norm per network; any other model is
+    clipped by its global norm (``torch.nn.utils.clip_grad_norm_``).
+    """
+    own = getattr(model, "clip_gradients", None)
+    if callable(own):
+        return own(max_norm)
+    if max_norm is None:
+        return _global_norm(parameters)
+    return nn.utils.clip_grad_norm_(parameters, max_norm)
+
+
+ON_DIVERGENCE = ("stop", "continue")
+"""What ``train_steps`` does at a step whose loss or gradient norm is not finite."""
+
+
+def train_steps(model: nn.Module,
+                draw_batch: Callable[[], tuple[Any, ...]] | Iterable[tuple[Any, ...]], *,
+                steps: int | None = None, optimizer: str | torch.optim.Optimizer = "adam",
+                lr: float = 1e-3, max_norm: float | None = None,
+                loss_fn: Callable[..., torch.Tensor] | None = None,
+                test: tuple[torch.Tensor, torch.Tensor] | None = None,
+                checkpoints: Iterable[int] = (),
+                evaluate: Callable[[nn.Module], Any] | None = None,
+                on_divergence: str = "stop") -> StepHistory:
+    """Train ``model`` for ``steps`` updates, each on the next batch: the library's training loop.
+
+    Each step: take a batch (x, y, ...), L = loss_fn(model(x), y, ...) (summed when the loss
+    has one entry per network), backpropagate, measure the global gradient norm
+    ``||g|| = sqrt(sum over parameters of ||grad||^2)``, and, if ``max_norm`` is given and
+    ``||g|| > max_norm``, rescale the gradient to ``g * max_norm / (||g|| + 1e-6)``
+    (``torch.nn.utils.clip_grad_norm_``; a model with its own ``clip_gradients``, such as
+    ``ensembles.Ensemble``, clips each of its networks by its own norm); then one optimiser
+    update. When the loss or the norm is not finite, ``diverged_at`` says where, and with
+    ``on_divergence="stop"`` training stops before updating: no error is raised, because
+    in the book's experiments on exploding gradients the divergence is the result. ``fit``
+    (epochs, validation, early stopping), ``runs.train_on_task`` and
+    ``ensembles.train_ensemble`` train through this loop.
 
     Parameters
     ----------
     model : torch.nn.Module
         Trained in place; batches are moved to the device of its parameters.
-    draw_batch : callable
-        ``draw_batch() -> (inputs, targets)``, torch tensors, a new batch at every call.
-    steps : int
-        Number of updates (at least 1).
-    optimizer : {"adam", "sgd"}
-        Adam or plain stochastic gradient descent (no momentum), with learning rate ``lr``.
+    draw_batch : callable or iterable
+        ``draw_batch() -> (inputs, targets, ...)``, torch tensors, a new batch at every call;
+        or an iterable of such batches (training then also ends when it runs out).
+    steps : int, optional
+        Number of updates (at least 1); needed with a callable ``draw_batch``.
+    optimizer : {"adam", "sgd"} or torch.optim.Optimizer
+        Adam or plain stochastic gradient descent (no momentum), with learning rate ``lr``;
+        or an optimiser already built on the model's parameters (which keeps its state from
+        call to call).
     lr : float
+        The learning rate of a named optimiser.
     max_norm : float, optional
         Clip the gradient by its global norm (``None``: no clipping, the norm is only
         measured).
     loss_fn : callable, optional
-        ``loss_fn(predictions, targets)``, default mean squared error.
+        ``loss_fn(predictions, targets, ...)``, default mean squared error.
     test : (inputs, targets), optional
         A fixed test set, scored with ``loss_fn`` at the ``checkpoints`` and after the last
         update (or at the step where training stopped).
     checkpoints : iterable of int
-        Step counts after which to score the test set (0 scores the untrained model).
+        Step counts after which to score the model (0 scores the untrained model).
+    evaluate : callable, optional
+        Instead of ``test``: ``evaluate(model)``, called in eval mode without gradients at
+        the checkpoints and after the last update; what it returns is kept in
+        ``StepHistory.evaluations``.
+    on_divergence : {"stop", "continue"}
+        At a step whose loss or gradient norm is not finite: stop before updating, or go on
+        (for K networks trained side by side, one diverged network does not stop the
+        others).
 
     Returns
     -------
@@ -631,15 +686,23 @@ def train_steps(model: nn.Module, draw_batch: Callable[[], tuple[torch.Tensor, t
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {describe(model)}")
-    if not callable(draw_batch):
-        raise TypeError(f"draw_batch must be a callable returning (inputs, targets), got "
-                        f"{describe(draw_batch)}")
-    steps = check_int("steps", steps, minimum=1)
-    if optimizer not in ("adam", "sgd"):
-        raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
-    lr = check_real("lr", lr, positive=True)
+    drawn = callable(draw_batch)
+    if not drawn and not hasattr(draw_batch, "__iter__"):
+        raise TypeError(f"draw_batch must be a callable returning (inputs, targets) or an "
+                        f"iterable of such batches, got {describe(draw_batch)}")
+    if steps is not None:
+        steps = check_int("steps", steps, minimum=1)
+    elif drawn:
+        raise ValueError("steps must be given when draw_batch is a callable (it never runs out)")
+    if isinstance(optimizer, str):
+        check_choice("optimizer", optimizer, ("adam", "sgd"))
+        lr = check_real("lr", lr, positive=True)
+    elif not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"optimizer must be 'adam', 'sgd' or a torch.optim.Optimizer, got "
+                        f"{describe(optimizer)}")
     if max_norm is not None:
         max_norm = check_real("max_norm", max_norm, positive=True)
+    check_choice("on_divergence", on_divergence, ON_DIVERGENCE)
     loss_fn = nn.functional.mse_loss if loss_fn is None else loss_fn
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be callable, got {describe(loss_fn)}")
@@ -648,40 +711,61 @@ def train_steps(model: nn.Module, draw_batch: Callable[[], tuple[torch.Tensor, t
                 isinstance(t, torch.Tensor) for t in test):
             raise TypeError(f"test must be a pair (inputs, targets) of torch tensors, got "
                             f"{describe(test)}")
+        if evaluate is not None:
+            raise ValueError("give test or evaluate, not both")
+    if evaluate is not None and not callable(evaluate):
+        raise TypeError(f"evaluate must be callable as evaluate(model), got {describe(evaluate)}")
     wanted = sorted({check_int("checkpoints[k]", c, minimum=0) for c in checkpoints})
-    if wanted and wanted[-1] > steps:
+    if wanted and steps is not None and wanted[-1] > steps:
         raise ValueError(f"checkpoints must be at most steps = {steps}, got {wanted[-1]}")
-    if wanted and test is None:
-        raise ValueError("checkpoints need a test set: pass test=(inputs, targets)")
+    if wanted and test is None and evaluate is None:
+        raise ValueError("checkpoints need a test set: pass test=(inputs, targets) or evaluate")
     parameters = [p for p in model.parameters() if p.requires_grad]
     if not parameters:
         raise ValueError("model has no trainable parameters (requires_grad=True)")
     device = parameters[0].device
-    make = torch.optim.Adam if optimizer == "adam" else torch.optim.SGD
-    opt = make(parameters, lr=lr)
-    losses, norms, done, test_losses = [], [], [], []
+    if isinstance(optimizer, str):
+        make = torch.optim.Adam if optimizer == "adam" else torch.optim.SGD
+        optimizer = make(parameters, lr=lr)
+    if test is not None:
+        def evaluate(m: nn.Module) -> float:
+            return float(loss_fn(m(test[0].to(device)), test[1].to(device)))
+    losses, norms, done, scores = [], [], [], []
     diverged_at = None
     if 0 in wanted:
         done.append(0)
-        test_losses.append(_test_loss(model, test, loss_fn, device))
+        scores.append(_scored(model, evaluate))
     model.train()
-    for step in range(1, steps + 1):
-        inputs, targets = draw_batch()
-        loss = loss_fn(model(inputs.to(device)), targets.to(device))
-        opt.zero_grad()
-        loss.backward()
-        norm = nn.utils.clip_grad_norm_(parameters, max_norm=max_norm or math.inf)
-        losses.append(loss.item())
-        norms.append(norm.item())
-        if not (math.isfinite(losses[-1]) and math.isfinite(norms[-1])):
-            diverged_at = step
+    source = iter(()) if drawn else iter(draw_batch)
+    step = 0
+    while steps is None or step < steps:
+        batch = draw_batch() if drawn else next(source, None)
+        if batch is None:
             break
-        opt.step()
+        step += 1
+        inputs, *rest = (_to(part, device) for part in batch)
+        loss = loss_fn(model(inputs), *rest)
+        if loss.ndim:
+            loss = loss.sum()  # one loss per network: each network's gradient is its own
+        optimizer.zero_grad()
+        loss.backward()
+        norm = _clip(model, parameters, max_norm)
+        losses.append(loss.item())
+        norms.append(norm.item() if norm.ndim == 0 else norm.detach().cpu().numpy())
+        finite = math.isfinite(losses[-1]) and bool(torch.isfinite(norm).all())
+        if not finite and diverged_at is None:
+            diverged_at = step
+            if on_divergence == "stop":
+                break
+        optimizer.step()
         if step in wanted and step != steps:
             done.append(step)
-            test_losses.append(_test_loss(model, test, loss_fn, device))
-    if test is not None:
-        done.append(len(losses) if diverged_at is None else diverged_at - 1)
-        test_losses.append(_test_loss(model, test, loss_fn, device))
+            scores.append(_scored(model, evaluate))
+    if evaluate is not None:
+        done.append(len(losses) if diverged_at is None or on_divergence == "continue"
+                    else diverged_at - 1)
+        scores.append(_scored(model, evaluate))
     return StepHistory(losses=np.array(losses), grad_norms=np.array(norms), checkpoints=done,
-                       test_losses=np.array(test_losses), diverged_at=diverged_at)
+                       test_losses=np.array(scores) if test is not None else np.array([]),
+                       diverged_at=diverged_at,
+                       evaluations=[] if test is not None else scores)
