@@ -190,7 +190,7 @@ def test_the_library_reference_shows_constants_as_written(site_dir: Path) -> Non
     pages = sorted((site_dir / "api").glob("*.html"))
     assert len(pages) > 10, "the library reference has a page per module"
     html = "".join(page.read_text(encoding="utf-8") for page in pages)
-    reprs = re.findall(r"&lt;(?:function|lambda)[^&]{0,40}&gt;", html)
+    reprs = re.findall(r"&lt;(?:function|lambda|ufunc)[^&]{0,40}&gt;| object at 0x[0-9a-f]+", html)
     assert not reprs, f"the library reference shows object reprs as values: {reprs[:5]}"
     # Each documented object starts a <dl class="py ...">; a constant's entry runs to the next.
     constants = [block for block in re.split(r'(?=<dl class="py )', html)
@@ -317,27 +317,6 @@ def test_library_reference_has_one_page_per_module(site_dir: Path) -> None:
             missing_links.append(module)
     assert not missing_pages, f"modules without their reference page: {missing_pages}"
     assert not missing_links, f"modules the reference page does not list: {missing_links}"
-
-
-def _reference_pages(site_dir: Path) -> list[Path]:
-    return sorted((site_dir / "api").glob("*.html"))
-
-
-def test_library_constants_read_as_written(site_dir: Path) -> None:
-    """No constant's sentence becomes a "Type", no value shows as an object's repr."""
-    problems = []
-    for path in _reference_pages(site_dir):
-        html = path.read_text(encoding="utf-8")
-        # A module constant's type, when annotated, sits in its signature; a "Type" field
-        # under it is napoleon reading the first sentence of its docstring as "type: text".
-        for entry in re.findall(r'<dl class="py data">(.*?)</dl>', html, re.S):
-            name = re.search(r'id="([^"]+)"', entry)
-            if re.search(r"<dt[^>]*>Type<", entry):
-                problems.append(f"{path.name}: {name.group(1) if name else '?'} has a Type field")
-        for marker in ("&lt;function", "&lt;lambda&gt;", " object at 0x", "&lt;ufunc"):
-            if marker in html:
-                problems.append(f"{path.name}: shows {marker!r}")
-    assert not problems, "\n".join(problems)
 
 
 def test_tables_print_rounded_numbers(page: Page, built_page: Path) -> None:
