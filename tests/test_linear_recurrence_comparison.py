@@ -140,3 +140,23 @@ def test_bad_input_names_the_argument():
         lrc.compare_recurrences(task, kinds=("LSTM", "minGRU"), lr={"LSTM": 0.1}, steps=1)
     with pytest.raises(ValueError, match="k must"):
         lrc.MinEnsemble("minGRU", (0,), 2, 3, 1).network(1)
+
+
+@pytest.mark.parametrize("algorithm", ["sequential", "hillis_steele", "blelloch"])
+def test_draw_scan_schedule_draws_one_arrow_per_edge(algorithm):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from throughtime.linear_recurrence import scan_cost, scan_schedule
+
+    fig, ax = plt.subplots()
+    lrc.draw_scan_schedule(ax, 6, algorithm)
+    edges = sum(len(r) for r in scan_schedule(6, algorithm))
+    assert len(ax.texts) == edges  # annotations
+    cost = scan_cost(6, algorithm)
+    assert f"depth {cost.depth}" in ax.get_title() and f"work {cost.work}" in ax.get_title()
+    plt.close(fig)
+    with pytest.raises(ValueError, match="algorithm"):
+        lrc.draw_scan_schedule(ax, 6, "bubble")

@@ -36,10 +36,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import comparison as cmp
+from . import ensembles as cmp
 from . import measure
 from ._validate import check_choice, check_int, check_real, describe
-from .linear_recurrence import MIN_GATES, MinGRU, MinLSTM, min_decay_increment
+from .linear_recurrence import (
+    ALGORITHMS,
+    MIN_GATES,
+    MinGRU,
+    MinLSTM,
+    min_decay_increment,
+    scan_cost,
+    scan_schedule,
+)
 from .stats import mann_whitney
 
 __all__ = [
@@ -57,6 +65,7 @@ __all__ = [
     "tune_rates",
     "evidence",
     "draw_recurrence_comparison",
+    "draw_scan_schedule",
 ]
 
 MODEL_KINDS = {
@@ -578,4 +587,41 @@ def draw_recurrence_comparison(ax: Any, result: RecurrenceComparison, *,
     ax.set_ylabel(result.task.score_name)
     if legend:
         ax.legend(fontsize=7)
+    return ax
+
+
+def draw_scan_schedule(ax: Any, length: int, algorithm: str, *, color: str = "#0072B2",
+                       title: bool = True) -> Any:
+    """Draw which positions each round of a scan combines (``scan_schedule``), top to bottom.
+
+    Positions run along the x axis (0 .. T - 1; Blelloch's padded tree up to
+    2^ceil(log2 T) - 1), rounds down the y axis. An arrow from (s, round r) to
+    (t, round r + 1) says that in round r position t combined its value with position s's;
+    a position that nothing touches in a round keeps its value (a grey dot). The title gives
+    ``scan_cost``'s depth (rounds) and work (combines). This is the callback of the chapter's
+    explorer; it returns ``ax``.
+    """
+    length = check_int("length", length, minimum=1)
+    check_choice("algorithm", algorithm, ALGORITHMS)
+    schedule = scan_schedule(length, algorithm)
+    cost = scan_cost(length, algorithm)
+    width = length if algorithm != "blelloch" else 2 ** (length - 1).bit_length()
+    rounds = len(schedule)
+    for row in range(rounds + 1):
+        ax.scatter(range(width), [row] * width, s=8, color="#6E6E6E", zorder=2)
+    for row, edges in enumerate(schedule):
+        for source, target in edges:
+            start = max(source, 0) if source >= 0 else target
+            ax.annotate("", xy=(target, row + 1), xytext=(start, row),
+                        arrowprops={"arrowstyle": "->", "color": color, "linewidth": 0.7,
+                                    "shrinkA": 2, "shrinkB": 2})
+    ax.set_xlim(-0.7, width - 0.3)
+    ax.set_ylim(rounds + 0.4, -0.4)
+    ax.set_xlabel("position t")
+    ax.set_ylabel("round")
+    if title:
+        names = {"sequential": "loop", "hillis_steele": "Hillis–Steele",
+                 "blelloch": "Blelloch"}
+        ax.set_title(f"{names[algorithm]}, T = {length}: depth {cost.depth}, "
+                     f"work {cost.work}", fontsize=9)
     return ax
