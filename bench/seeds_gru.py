@@ -1,6 +1,6 @@
 """Seed and kernel study of the training claims in "Gated recurrent units".
 
-The chapter trains a tanh RNN, an LSTM and a GRU with ``experiments.train_on_task`` (H = 32,
+The chapter trains a tanh RNN, an LSTM and a GRU with ``runs.train_on_task`` (H = 32,
 Adam, batches of 64, gradients clipped at norm 1, at most 300 steps, the test set of 512
 sequences scored every 25 steps, a run stops once solved) on two tasks:
 
@@ -68,7 +68,7 @@ def run_experiment(name: str, seeds) -> dict:
     """Every run of one task in this process's kernel setting."""
     import torch
 
-    from throughtime.experiments import train_on_task
+    from throughtime.runs import train_on_task
 
     torch.set_num_threads(1)
     if name not in TASKS:

@@ -1,6 +1,6 @@
 """Seed and kernel study of the training claims in "Long short-term memory".
 
-The chapter trains LSTMs (forget bias 1) and tanh RNNs with ``experiments.train_on_task``
+The chapter trains LSTMs (forget bias 1) and tanh RNNs with ``runs.train_on_task``
 (H = 32, Adam, batches of 64, gradients clipped at norm 1). A training outcome depends on the
 seed and on the CPU kernels, so this script reruns the chapter's experiments over more seeds
 and under three kernel settings (as ``scripts/portability.py`` sets them) and prints what
@@ -71,7 +71,7 @@ LEARNED = 0.9  # an agreement run "learned" when its accuracy is at least this e
 
 def agreement_scores(model, distances, share) -> list[float]:
     """The chapter's test: 500 sequences per distance, test seed 999 + distance."""
-    from throughtime.experiments import score_on_task
+    from throughtime.runs import score_on_task
 
     return [score_on_task(model, "agreement", d, test_size=500, test_seed=999 + d,
                           distractor_share=share) for d in distances]
@@ -96,8 +96,8 @@ def run_experiment(name: str, seeds, args) -> dict:
     import torch
 
     from throughtime import numpy_cells
-    from throughtime.experiments import train_on_task
     from throughtime.gates import memory_unit, record_gates
+    from throughtime.runs import train_on_task
     from throughtime.tasks import adding_problem
 
     torch.set_num_threads(1)

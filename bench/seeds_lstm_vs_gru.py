@@ -13,7 +13,7 @@ sets them) and prints what holds:
     ``RATES``, scored on a validation set that is not the test set (adding, agreement:
     500 new sequences; a^n b^n: the strings of the training range, n = 1 .. 10, because
     the test's longer strings are what the chapter asks about). The chosen rate of a kind
-    is the one with the smallest mean validation loss (``comparison.tune_learning_rates``).
+    is the one with the smallest mean validation loss (``head_to_head.tune_learning_rates``).
 ``compare``
     The chapter's comparisons with the chosen rates (``CHAPTER_RATES``): adding at T = 10
     and T = 30, agreement at distance 10 (200 steps), a^n b^n trained on n <= 10 (300
@@ -102,7 +102,7 @@ def run_experiment(name: str, seeds, args) -> dict:
     """Every run of one experiment in this process's kernel setting."""
     import torch
 
-    from throughtime import comparison as cmp
+    from throughtime import head_to_head
     from throughtime.measure import KINDS
 
     torch.set_num_threads(1)
@@ -114,7 +114,7 @@ def run_experiment(name: str, seeds, args) -> dict:
         if args.only_longer:
             runs = {LONGER_LABEL: runs[LONGER_LABEL]}
         for label, (task_name, length, steps, kinds) in runs.items():
-            tuning = cmp.tune_learning_rates(
+            tuning = head_to_head.tune_learning_rates(
                 make_task(task_name, length), validation_data(task_name, length), RATES,
                 kinds=kinds, seeds=seeds, lstm_hidden_size=LSTM_HIDDEN, steps=steps,
                 **TRAINING)
@@ -125,37 +125,37 @@ def run_experiment(name: str, seeds, args) -> dict:
         for label, (task_name, length, steps) in TASKS.items():
             task = make_task(task_name, length)
             rates = CHAPTER_RATES[label]
-            chapter = cmp.compare(task, lstm_hidden_size=LSTM_HIDDEN, seeds=seeds, lr=rates,
-                                  steps=steps, evaluations=4, **TRAINING)
+            chapter = head_to_head.compare(task, lstm_hidden_size=LSTM_HIDDEN, seeds=seeds,
+                                           lr=rates, steps=steps, evaluations=4, **TRAINING)
             results[label] = {"chapter": _scores(chapter),
                               "chapter_curves": {k: v.tolist()
                                                  for k, v in chapter.scores.items()},
                               "steps": chapter.steps,
                               "seconds": chapter.seconds}
             if label == "adding, T = 30":
-                longer = cmp.compare(task, lstm_hidden_size=LSTM_HIDDEN, kinds=("LSTM",),
-                                     seeds=seeds, lr=CHAPTER_RATES[LONGER_LABEL],
-                                     steps=LONGER * steps,
-                                     evaluations=2 * LONGER, **TRAINING)
+                longer = head_to_head.compare(task, lstm_hidden_size=LSTM_HIDDEN, kinds=("LSTM",),
+                                              seeds=seeds, lr=CHAPTER_RATES[LONGER_LABEL],
+                                              steps=LONGER * steps,
+                                              evaluations=2 * LONGER, **TRAINING)
                 results[label]["lstm_longer"] = {
                     "steps": longer.steps, "curves": longer.scores["LSTM"].tolist()}
     elif name == "variants":
         for label, (task_name, length, steps) in TASKS.items():
             task = make_task(task_name, length)
-            default_biases = cmp.compare(task, lstm_hidden_size=LSTM_HIDDEN, seeds=seeds,
-                                         lr=CHAPTER_RATES[label], steps=steps, evaluations=1,
-                                         **(TRAINING | {"forget_bias": None,
-                                                        "update_bias": None}))
-            former = cmp.compare(task, lstm_hidden_size=LSTM_HIDDEN, seeds=seeds, lr=0.02,
-                                 steps=steps, evaluations=1,
-                                 **(TRAINING | {"update_bias": None}))
+            default_biases = head_to_head.compare(task, lstm_hidden_size=LSTM_HIDDEN, seeds=seeds,
+                                                  lr=CHAPTER_RATES[label], steps=steps,
+                                                  evaluations=1, **(TRAINING | {"forget_bias": None,
+                                                                 "update_bias": None}))
+            former = head_to_head.compare(task, lstm_hidden_size=LSTM_HIDDEN, seeds=seeds, lr=0.02,
+                                          steps=steps, evaluations=1,
+                                          **(TRAINING | {"update_bias": None}))
             results[label] = {"default_biases": _scores(default_biases),
                               "former": _scores(former)}
     elif name == "sweep":
         task = make_task("adding", 10)
-        sweep = cmp.data_size_sweep(task, SWEEP_SIZES, lstm_hidden_size=LSTM_HIDDEN,
-                                    match="hidden_size", seeds=seeds, steps=200,
-                                    lr=CHAPTER_RATES["adding, T = 10"], **TRAINING)
+        sweep = head_to_head.data_size_sweep(task, SWEEP_SIZES, lstm_hidden_size=LSTM_HIDDEN,
+                                             match="hidden_size", seeds=seeds, steps=200,
+                                             lr=CHAPTER_RATES["adding, T = 10"], **TRAINING)
         results["sizes"] = list(sweep.sizes)
         results["scores"] = {k: v.tolist() for k, v in sweep.scores.items()}
     else:

@@ -1,5 +1,5 @@
-"""Tests for throughtime.explorers: the measurements against autograd and exact math,
-the bound of Pascanu et al. on every configuration, and the drawing functions."""
+"""The gradient-norm curve (``gradients``) against autograd and exact math, the bound of
+Pascanu et al. on every configuration, its figures (``plotting``) and its explorer."""
 
 from __future__ import annotations
 
@@ -12,17 +12,19 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from throughtime.explorers import (  # noqa: E402
+from throughtime.explorers import gradient_norm_explorer  # noqa: E402
+from throughtime.gradients import (  # noqa: E402
     DERIVATIVE_BOUNDS,
     GradientNormCurve,
     derivative_bound,
-    draw_gradient_norm_curve,
     gradient_log_norms,
     gradient_norm_curve,
-    gradient_norm_explorer,
     gradient_norm_problem,
-    gradient_norm_small_multiples,
     scaled_orthogonal,
+)
+from throughtime.plotting import (  # noqa: E402
+    draw_gradient_norm_curve,
+    gradient_norm_small_multiples,
 )
 
 TORCH_ACTIVATIONS = {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "linear": lambda a: a}

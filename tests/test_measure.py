@@ -140,13 +140,13 @@ def test_the_gru_keeps_more_free_biases_than_the_one_bias_form():
 
 
 @pytest.mark.parametrize("call, error, message", [
-    (lambda: measure.parameter_count("lstm", 2, 3), ValueError, "kind must be one of"),
+    (lambda: measure.parameter_count("Lstm", 2, 3), ValueError, "kind must be one of"),
     (lambda: measure.parameter_count("LSTM", 0, 3), ValueError, "input_size must be"),
     (lambda: measure.parameter_count("LSTM", 2, 3.0), TypeError, "hidden_size must be an int"),
     (lambda: measure.parameter_count("LSTM", 2, 3, biases=3), ValueError, "biases must be 0, 1"),
     (lambda: measure.hidden_size_for_budget("GRU", 0, 2), ValueError, "budget must be"),
     (lambda: measure.flops_per_step("GRU", 2, 3, batch_size=0), ValueError, "batch_size"),
-    (lambda: measure.free_parameter_count("gru", 2, 3), ValueError, "kind must be one of"),
+    (lambda: measure.free_parameter_count("gru2", 2, 3), ValueError, "kind must be one of"),
     (lambda: measure.free_parameter_count("GRU", 2, 3, num_layers=0), ValueError, "num_layers"),
 ])
 def test_counts_reject_bad_arguments(call, error, message):
@@ -365,3 +365,8 @@ def test_ops_per_step_rejects_bad_lengths():
 
 def test_timings_are_not_compared_across_clocks():
     assert math.isinf(measure.Timing((0.0, 0.0, 0.0), "wall").spread)
+
+
+def test_kinds_have_one_spelling_and_lower_case_is_accepted():
+    assert [measure.check_kind(kind.lower()) for kind in measure.KINDS] == list(measure.KINDS)
+    assert measure.parameter_count("lstm", 2, 3) == measure.parameter_count("LSTM", 2, 3)

@@ -6,6 +6,13 @@
 - ``rnn_jacobians`` and ``jacobian_product_norms``: the recurrent Jacobians
   dh_t/dh_{t-1} = diag(f'(a_t)) W_hh of the vanilla RNN and the spectral norm of their
   products, the quantity behind vanishing and exploding gradients (Pascanu et al. 2013).
+- ``gradient_norm_problem``, ``gradient_log_norms`` and ``gradient_norm_curve``: how the
+  norm of dL/dh_t changes with the distance T - t for a vanilla RNN whose recurrent
+  matrix is a scaled orthogonal matrix (``scaled_orthogonal``), next to Pascanu et al.'s
+  bound (gamma * ||W_hh||_2)^(T - t), where gamma is ``derivative_bound(activation)`` and
+  ||W_hh||_2 the spectral norm (the largest singular value; the book keeps the letter
+  sigma for the sigmoid). ``plotting.draw_gradient_norm_curve`` draws such a curve and
+  ``explorers.gradient_norm_explorer`` puts sliders on it.
 - ``clip_by_norm`` and ``clip_by_value``: the two clipping rules, equal to
   ``torch.nn.utils.clip_grad_norm_`` and ``clip_grad_value_`` but returning new arrays.
 """
@@ -13,12 +20,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from . import numpy_cells as cells
-from ._validate import check_choice, check_float_array, check_real, check_same_dtype, describe
+from ._validate import (
+    check_choice,
+    check_float_array,
+    check_int,
+    check_real,
+    check_same_dtype,
+    describe,
+)
 
 __all__ = [
     "numeric_gradient",
@@ -26,6 +41,13 @@ __all__ = [
     "hidden_gradient_norms",
     "rnn_jacobians",
     "jacobian_product_norms",
+    "DERIVATIVE_BOUNDS",
+    "derivative_bound",
+    "scaled_orthogonal",
+    "GradientNormCurve",
+    "gradient_norm_problem",
+    "gradient_log_norms",
+    "gradient_norm_curve",
     "clip_by_norm",
     "clip_by_value",
 ]
@@ -408,3 +430,254 @@ def _check_norm_type(norm_type: Any) -> float:
     if not (norm_type > 0):
         raise ValueError(f"norm_type must be > 0 or inf, got {norm_type}")
     return norm_type
+
+
+# --------------------------------------------------------------------------------------
+# The gradient-norm curve of a vanilla RNN with a scaled orthogonal recurrent matrix
+# --------------------------------------------------------------------------------------
+
+DERIVATIVE_BOUNDS = {"tanh": 1.0, "sigmoid": 0.25, "linear": 1.0}
+"""gamma, the largest value of f' for each activation: tanh'(0) = 1, sigma'(0) = 1/4."""
+
+MAX_LOG = 700.0  # exp(700) ~ 1e304: the largest log-ratio turned back into a float
+
+
+def derivative_bound(activation: str) -> float:
+    """gamma = max f'(a) over all a: 1 for tanh and linear, 1/4 for the sigmoid."""
+    check_choice("activation", activation, DERIVATIVE_BOUNDS)
+    return DERIVATIVE_BOUNDS[activation]
+
+
+def scaled_orthogonal(hidden_size: int, scale: float, rng: np.random.Generator) -> np.ndarray:
+    """A random orthogonal matrix times ``scale``: every singular value equals ``scale``.
+
+    Q comes from the QR decomposition of a standard Gaussian matrix, with the signs of R's
+    diagonal moved into Q so that Q is uniformly distributed (Haar). For W = scale * Q the
+    largest singular value and the spectral radius are both ``scale``, so Pascanu et
+    al.'s bound is as tight as it can be for the linear part.
+
+    Parameters
+    ----------
+    hidden_size : int
+        H.
+    scale : float
+        ||W||_2, the largest singular value, >= 0.
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    ndarray, shape (H, H), float64
+    """
+    hidden_size = check_int("hidden_size", hidden_size, minimum=1)
+    scale = check_real("scale", scale)
+    if scale < 0:
+        raise ValueError(f"scale must be >= 0 (it is a singular value), got {scale}")
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator, got {describe(rng)}")
+    q, r = np.linalg.qr(rng.standard_normal((hidden_size, hidden_size)))
+    return scale * q * np.sign(np.diag(r))
+
+
+@dataclass(frozen=True)
+class GradientNormCurve:
+    """The measured ratio ||dL/dh_{T-k}|| / ||dL/dh_T|| for k = 0 .. T - 1, and its bound.
+
+    Attributes
+    ----------
+    distance : ndarray, shape (T,)
+        k = T - t, the number of steps the gradient has travelled back.
+    log_ratio : ndarray, shape (T,)
+        ln(||dL/dh_{T-k}|| / ||dL/dh_T||), exact even where the ratio itself would
+        underflow or overflow a float.
+    scale : float
+        ||W_hh||_2, the spectral norm (largest singular value) of W_hh.
+    activation : str
+    gamma : float
+        The bound on f' (``derivative_bound``).
+    input_scale : float
+        Standard deviation of the input drive of each unit.
+    """
+
+    distance: np.ndarray
+    log_ratio: np.ndarray
+    scale: float
+    activation: str
+    gamma: float
+    input_scale: float
+
+    @property
+    def ratio(self) -> np.ndarray:
+        """The ratio itself, exp(log_ratio), clipped to about [1e-304, 1e304]."""
+        return np.exp(np.clip(self.log_ratio, -MAX_LOG, MAX_LOG))
+
+    @property
+    def bound_rate(self) -> float:
+        """ln(gamma * ||W_hh||_2): the bound on the change of the log-norm per step."""
+        product = self.gamma * self.scale
+        return float(np.log(product)) if product > 0 else float("-inf")
+
+    @property
+    def log_bound(self) -> np.ndarray:
+        """ln of the bound (gamma * ||W_hh||_2)^k at every distance k."""
+        with np.errstate(invalid="ignore"):  # 0 * -inf at k = 0 when the scale is 0
+            return np.where(self.distance == 0, 0.0, self.distance * self.bound_rate)
+
+    @property
+    def measured_rate(self) -> float:
+        """The average change of the log-norm per step over the whole curve.
+
+        log_ratio[-1] / (T - 1). Because every step multiplies the norm by at most
+        gamma * ||W_hh||_2, this can never exceed ``bound_rate``.
+        """
+        return float(self.log_ratio[-1] / self.distance[-1])
+
+    @property
+    def step_rates(self) -> np.ndarray:
+        """The change of the log-norm at each single step back, shape (T - 1,)."""
+        return np.diff(self.log_ratio)
+
+
+def gradient_norm_problem(scale: float, activation: str = "tanh", T: int = 60, *,
+                          hidden_size: int = 32, input_scale: float = 1.0,
+                          batch_size: int = 4,
+                          seed: int = 0) -> tuple[dict, np.ndarray, np.ndarray]:
+    """The network, inputs and final gradient that ``gradient_norm_curve`` measures.
+
+    The network is h_t = f(W_ih x_t + W_hh h_{t-1}), h_0 = 0, no biases, with
+    W_hh = scale * Q (``scaled_orthogonal``), W_ih Gaussian with variance 1/I (I = 4) and
+    inputs x_t ~ N(0, input_scale^2), so each unit's input drive has standard deviation
+    ``input_scale``. The loss looks only at the last state, L = <g, h_T>, with g a
+    standard Gaussian (B, H) array, so dL/dh_T = g. All drawn from ``seed``.
+
+    Parameters
+    ----------
+    scale, activation, T, hidden_size, input_scale, batch_size, seed
+        As for ``gradient_norm_curve``.
+
+    Returns
+    -------
+    params : dict
+        ``weight_ih`` (H, 4), ``weight_hh`` (H, H), zero ``bias_ih`` and ``bias_hh`` (H,),
+        float64.
+    xs : ndarray, shape (T, B, 4)
+    g : ndarray, shape (B, H)
+        dL/dh_T.
+    """
+    scale = check_real("scale", scale)
+    if scale < 0:
+        raise ValueError(f"scale must be >= 0 (it is a singular value), got {scale}")
+    check_choice("activation", activation, DERIVATIVE_BOUNDS)
+    T = check_int("T", T, minimum=2)
+    if T > 1000:
+        raise ValueError(f"T must be at most 1000, got {T}")
+    hidden_size = check_int("hidden_size", hidden_size, minimum=1)
+    input_scale = check_real("input_scale", input_scale)
+    if input_scale < 0:
+        raise ValueError(f"input_scale must be >= 0, got {input_scale}")
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    seed = check_int("seed", seed, minimum=0)
+
+    rng = np.random.default_rng(seed)
+    input_size = 4
+    params = {
+        "weight_ih": rng.standard_normal((hidden_size, input_size)) / np.sqrt(input_size),
+        "weight_hh": scaled_orthogonal(hidden_size, scale, rng),
+        "bias_ih": np.zeros(hidden_size),
+        "bias_hh": np.zeros(hidden_size),
+    }
+    xs = input_scale * rng.standard_normal((T, batch_size, input_size))
+    g = rng.standard_normal((batch_size, hidden_size))
+    return params, xs, g
+
+
+def gradient_log_norms(params: dict, xs: np.ndarray, g: np.ndarray,
+                       activation: str = "tanh") -> np.ndarray:
+    """ln(||dL/dh_{T-k}|| / ||dL/dh_T||) for k = 0 .. T - 1, for L = <g, h_T>.
+
+    The gradient is carried back one step at a time by ``numpy_cells.rnn_step_backward``,
+
+    .. math::
+
+        \\frac{\\partial L}{\\partial h_{t-1}} = \\left(\\frac{\\partial L}{\\partial h_t}
+        \\odot f'(a_t)\\right) W_{hh}
+
+    and, to stay exact over hundreds of steps, renormalised after each step while the
+    logarithms of the norms are summed: the result neither underflows nor overflows.
+
+    Parameters
+    ----------
+    params : dict
+        Vanilla RNN parameters (see ``numpy_cells``).
+    xs : ndarray, shape (T, B, I)
+    g : ndarray, shape (B, H)
+        dL/dh_T, not all zero.
+    activation : {"tanh", "sigmoid", "linear"}
+
+    Returns
+    -------
+    ndarray, shape (T,)
+        Entry k is the log-ratio at distance k (entry 0 is 0). The norm is taken over the
+        whole (B, H) gradient. A gradient that becomes exactly 0 gives -inf from there on.
+    """
+    check_choice("activation", activation, DERIVATIVE_BOUNDS)
+    # A linear network with a large scale may overflow in the forward pass; its
+    # Jacobians do not depend on the states, so the gradient is still exact.
+    with np.errstate(over="ignore", invalid="ignore"):
+        hs, cache = cells.rnn_forward(xs, None, params, nonlinearity=activation)
+    check_float_array("g", g, shape=hs[-1].shape, dims=("B", "H"), dtype=hs.dtype)
+    if not np.any(g):
+        raise ValueError("g must not be all zeros: the ratios would be undefined")
+    T = xs.shape[0]
+    log_ratio = np.zeros(T)
+    dh = g / np.linalg.norm(g)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for k in range(1, T):  # carry dL/dh_{T-k+1} back through step T-k+1 to h_{T-k}
+            _, dh, _ = cells.rnn_step_backward(dh, cache["steps"][T - k])
+            norm = np.linalg.norm(dh)
+            if norm == 0.0:
+                log_ratio[k:] = -np.inf
+                break
+            log_ratio[k] = log_ratio[k - 1] + np.log(norm)
+            dh = dh / norm
+    return log_ratio
+
+
+def gradient_norm_curve(scale: float, activation: str = "tanh", T: int = 60, *,
+                        hidden_size: int = 32, input_scale: float = 1.0,
+                        batch_size: int = 4, seed: int = 0) -> GradientNormCurve:
+    """Measure how dL/dh_t shrinks or grows as it travels back through a vanilla RNN.
+
+    A vanilla RNN with W_hh = scale * Q (all singular values equal to ``scale``) reads T
+    random inputs; the loss looks only at the last state (``gradient_norm_problem``). The
+    curve is ||dL/dh_{T-k}|| / ||dL/dh_T|| for k = 0 .. T - 1 (``gradient_log_norms``).
+    Each step back multiplies the norm by at most gamma * scale (Pascanu et al. 2013),
+    with gamma = max f' (``derivative_bound``).
+
+    Parameters
+    ----------
+    scale : float
+        ||W_hh||_2, the spectral norm of W_hh, >= 0.
+    activation : {"tanh", "sigmoid", "linear"}
+    T : int
+        Sequence length, 2 .. 1000.
+    hidden_size : int
+        H.
+    input_scale : float
+        Standard deviation of each unit's input drive, >= 0 (large values saturate
+        tanh and the sigmoid).
+    batch_size : int
+        B; the norm is taken over the whole (B, H) gradient.
+    seed : int
+        Seed of the weights, inputs and g: the same arguments give the same curve.
+
+    Returns
+    -------
+    GradientNormCurve
+    """
+    params, xs, g = gradient_norm_problem(scale, activation, T, hidden_size=hidden_size,
+                                          input_scale=input_scale, batch_size=batch_size,
+                                          seed=seed)
+    log_ratio = gradient_log_norms(params, xs, g, activation)
+    return GradientNormCurve(distance=np.arange(T), log_ratio=log_ratio, scale=float(scale),
+                             activation=activation, gamma=DERIVATIVE_BOUNDS[activation],
+                             input_scale=float(input_scale))

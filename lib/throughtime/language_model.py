@@ -11,7 +11,7 @@ the training text, with the true previous characters as inputs (teacher forcing)
   ``PackedSequence`` of lines of different lengths.
 - ``CharModelEnsemble``: K such models of one kind, one per seed, packed into one wide
   layer with block-diagonal weights, so that K seeds train at the cost of about one call
-  per step (the idea of ``comparison.Ensemble``, with an embedding per model).
+  per step (the idea of ``ensembles.Ensemble``, with an embedding per model).
 - ``train_on_stream``: stateful truncated backpropagation through time over the segments
   of ``text.stream_segments``: the hidden state is carried from one segment to the next
   and detached, so the gradient stops at the segment border.
@@ -38,7 +38,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
 from ._validate import check_choice, check_int, check_real, describe
-from .measure import GATES, hidden_size_for_budget, model_parameter_count
+from .measure import GATES, KINDS, hidden_size_for_budget, model_parameter_count
 from .text import Vocabulary
 
 __all__ = [
@@ -64,8 +64,6 @@ __all__ = [
     "strongest_units",
     "current_character_correlation",
 ]
-
-KINDS = ("RNN", "LSTM", "GRU")
 
 
 def char_model_parameters(kind: str, vocabulary_size: int, embedding_size: int,

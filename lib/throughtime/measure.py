@@ -64,18 +64,26 @@ __all__ = [
 ]
 
 KINDS = ("RNN", "LSTM", "GRU")
-"""The recurrent layers compared: ``torch.nn.RNN`` (tanh), ``torch.nn.LSTM``, ``torch.nn.GRU``."""
+"""The recurrent layers, named like their classes: ``torch.nn.RNN`` (tanh), ``torch.nn.LSTM``,
+``torch.nn.GRU``. The library's one spelling of the kinds; ``check_kind`` also accepts lower
+case (``"lstm"``)."""
 
 GATES = {"RNN": 1, "LSTM": 4, "GRU": 3}
 """G, the number of H-row blocks stacked in ``weight_ih`` and ``weight_hh`` of each kind."""
 
 
+_SPELLINGS = {spelling: kind for kind in KINDS for spelling in (kind, kind.lower())}
+
+
 def check_kind(kind: Any) -> str:
-    """Return ``kind`` if it names a recurrent layer of ``KINDS``; raise ``ValueError`` if not."""
-    if not isinstance(kind, str) or kind not in GATES:
-        raise ValueError(f"kind must be one of {KINDS} (the torch.nn class names), "
-                         f"got {kind!r}")
-    return kind
+    """The name in ``KINDS`` of the recurrent layer ``kind`` (``"LSTM"`` or ``"lstm"``).
+
+    Raises ``ValueError`` when ``kind`` names none of them.
+    """
+    if not isinstance(kind, str) or kind not in _SPELLINGS:
+        raise ValueError(f"kind must be one of {KINDS} (the torch.nn class names; lower "
+                         f"case is accepted too), got {kind!r}")
+    return _SPELLINGS[kind]
 
 
 def _check_biases(biases: Any) -> int:
@@ -471,7 +479,7 @@ def make_layer(kind: str, input_size: int, hidden_size: int, *,
     book's ``torch_cells`` layer of the same name with its hand-derived backward
     (``implementation="fast"``), which computes the same function.
     """
-    check_kind(kind)
+    kind = check_kind(kind)
     check_choice("implementation", implementation, IMPLEMENTATIONS)
     if implementation == "torch.nn":
         layer = getattr(nn, kind)(input_size, hidden_size)
@@ -508,7 +516,7 @@ def layer_step(kind: str, input_size: int, hidden_size: int, length: int, batch_
     callable
         Takes no arguments; each call does one step. Its attribute ``layer`` is the layer.
     """
-    check_kind(kind)
+    kind = check_kind(kind)
     input_size = check_int("input_size", input_size, minimum=1)
     hidden_size = check_int("hidden_size", hidden_size, minimum=1)
     length = check_int("length", length, minimum=1)
@@ -640,7 +648,7 @@ def ops_per_step(kind: str, *, mode: str = "train", implementation: str = "torch
         ``"per_step"``: float, the growth per time step of the total;
         ``"per_step_by_op"``: {name: float}, the same per operator (non-zero ones only).
     """
-    check_kind(kind)
+    kind = check_kind(kind)
     check_choice("mode", mode, MODES)
     if (not isinstance(lengths, tuple) or len(lengths) != 2
             or not all(isinstance(t, int) and t >= 1 for t in lengths)

@@ -11,17 +11,33 @@ change them (more steps, other labels) without any drawing tool.
 - ``draw_sequence_pattern`` and ``draw_io_patterns``: which steps read an input and
   which emit an output (one-to-many with its outputs fed back, many-to-one, aligned
   many-to-many, and the encoder-decoder, whose input and output lengths differ).
+- ``draw_gradient_norm_curve`` and ``gradient_norm_small_multiples``: the measured norm of
+  dL/dh_t against the distance T - t, with Pascanu et al.'s bound
+  (``gradients.gradient_norm_curve``), one panel or a grid over scales and activations.
+- ``KIND_COLORS``, ``draw_comparison`` and ``comparison_small_multiples``: the learning
+  curves of a ``head_to_head.Comparison`` (a diverged run at ``score_floor``, marked),
+  one panel or a grid.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
+import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
+
+from ._validate import check_choice, check_int, describe
+from .gradients import DERIVATIVE_BOUNDS, MAX_LOG, GradientNormCurve, gradient_norm_curve
+
+if TYPE_CHECKING:  # the figures of comparisons need torch only when they are drawn
+    from .head_to_head import Comparison
+    from .tasks import Task
 
 __all__ = [
     "COLORS",
@@ -32,6 +48,12 @@ __all__ = [
     "draw_sequence_pattern",
     "draw_io_patterns",
     "IO_PATTERNS",
+    "draw_gradient_norm_curve",
+    "gradient_norm_small_multiples",
+    "KIND_COLORS",
+    "score_floor",
+    "draw_comparison",
+    "comparison_small_multiples",
 ]
 
 # Okabe and Ito's colour-blind-safe palette, one colour per role.
@@ -336,4 +358,226 @@ def draw_io_patterns(steps: int = 4) -> Figure:
     # The same scale as the panels above: the wide panel spans three of their widths.
     middle, half_width = (reads + emits - 1) * STEP / 2, 1.5 * ((steps - 1) * STEP + 1.2)
     encoder_decoder.set_xlim(middle - half_width, middle + half_width)
+    return fig
+
+
+# --------------------------------------------------------------------------------------
+# Vanishing and exploding gradients: the measured norm and its bound
+# --------------------------------------------------------------------------------------
+
+
+def draw_gradient_norm_curve(ax: Any, curve: GradientNormCurve, *, show_bound: bool = True,
+                             title: bool = True, ylim: tuple[float, float] = (1e-12, 1e12),
+                             color: str = "#0072B2") -> Any:
+    """Draw ``curve`` (log scale) and, dashed, its bound (gamma * ||W_hh||_2)^k into ``ax``.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+    curve : GradientNormCurve
+    show_bound : bool
+        Draw the bound as a dashed grey line.
+    title : bool
+        Title the panel with the activation, ||W_hh||_2 and the two rates.
+    ylim : (float, float)
+        The y range; values beyond it are cut off by the axes.
+    color : str
+        Colour of the measured curve.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        ``ax``.
+    """
+    if not isinstance(curve, GradientNormCurve):
+        raise TypeError(f"curve must be a GradientNormCurve, got {describe(curve)}")
+    if not (hasattr(ax, "semilogy") and hasattr(ax, "set_ylim")):
+        raise TypeError(f"ax must be a matplotlib Axes, got {describe(ax)}")
+    ax.semilogy(curve.distance, curve.ratio, color=color, lw=1.6, label="measured")
+    if show_bound:
+        bound = np.exp(np.clip(curve.log_bound, -MAX_LOG, MAX_LOG))
+        ax.semilogy(curve.distance, bound, color="#7F7F7F", lw=1.0, ls="--",
+                    label=r"bound $(\gamma\,\|W_{hh}\|_2)^{T-t}$")
+    ax.axhline(1.0, color="black", lw=0.5)
+    ax.set_ylim(*ylim)
+    ax.set_xlim(0, curve.distance[-1])
+    ax.set_xlabel("distance $T - t$")
+    ax.set_ylabel(r"$\|\partial L/\partial h_t\| \,/\, \|\partial L/\partial h_T\|$")
+    if title:
+        ax.set_title(f"{curve.activation}, $\\|W_{{hh}}\\|_2$ = {curve.scale:g}: "
+                     f"rate {curve.measured_rate:+.2f} (bound {curve.bound_rate:+.2f})",
+                     fontsize=9)
+    return ax
+
+
+def gradient_norm_small_multiples(scales: Sequence[float] = (0.5, 1.0, 2.0, 4.0),
+                                  activations: Sequence[str] = ("tanh", "sigmoid", "linear"),
+                                  T: int = 60, *, input_scale: float = 1.0,
+                                  panel_size: tuple[float, float] = (2.0, 1.6),
+                                  **curve_options: Any) -> Any:
+    """The static counterpart of the explorer: one panel per (activation, scale).
+
+    Rows are activations, columns are ||W_hh||_2; every panel shows the measured
+    ratio ||dL/dh_t|| / ||dL/dh_T|| against T - t (log scale) and the bound
+    (gamma * ||W_hh||_2)^(T - t), with the measured and bound rates per step in its corner.
+
+    Parameters
+    ----------
+    scales : sequence of float
+        The columns.
+    activations : sequence of str
+        The rows, each in {"tanh", "sigmoid", "linear"}.
+    T : int
+    input_scale : float
+    panel_size : (float, float)
+        Width and height of one panel in inches.
+    **curve_options
+        Passed on to ``gradient_norm_curve`` (hidden_size, batch_size, seed).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    scales, activations = list(scales), list(activations)
+    if not scales or not activations:
+        raise ValueError(f"scales and activations must not be empty, got {scales} and "
+                         f"{activations}")
+    for activation in activations:
+        check_choice("activation", activation, DERIVATIVE_BOUNDS)
+    fig, axes = plt.subplots(len(activations), len(scales), sharex=True, sharey=True,
+                             squeeze=False,
+                             figsize=(panel_size[0] * len(scales),
+                                      panel_size[1] * len(activations)))
+    for row, activation in enumerate(activations):
+        for column, scale in enumerate(scales):
+            ax = axes[row, column]
+            curve = gradient_norm_curve(scale, activation, T, input_scale=input_scale,
+                                        **curve_options)
+            draw_gradient_norm_curve(ax, curve, title=False)
+            ax.text(0.04, 0.05, f"rate {curve.measured_rate:+.2f}\nbound {curve.bound_rate:+.2f}",
+                    transform=ax.transAxes, fontsize=6.5, va="bottom",
+                    bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "alpha": 0.85,
+                          "edgecolor": "none"})
+            ax.set_xlabel("$T - t$" if row == len(activations) - 1 else "")
+            ax.set_ylabel(activation if column == 0 else "")
+            if row == 0:
+                ax.set_title(f"$\\|W_{{hh}}\\|_2$ = {scale:g}", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------------------
+# Comparisons of recurrent layers: learning curves over seeds
+# --------------------------------------------------------------------------------------
+
+KIND_COLORS = {"RNN": "#7F7F7F", "LSTM": "#0072B2", "GRU": "#D55E00"}
+"""One colour per kind in every figure of the chapter (grey, blue, vermillion)."""
+
+
+def score_floor(task: Task) -> float:
+    """The lowest score the figures draw: as far below the no-memory score as solving is above.
+
+    A run below it is far worse than a network without memory (for the adding problem,
+    variance explained below -0.9: a mean squared error almost twice the baseline's), which
+    happens when training diverges. Drawing it to scale would squash every other curve, so
+    ``draw_comparison`` draws it at this floor with a marker instead.
+    """
+    from .tasks import Task
+
+    if not isinstance(task, Task):
+        raise TypeError(f"task must be a Task (from make_task), got {describe(task)}")
+    return task.chance - (task.solved - task.chance)
+
+
+def draw_comparison(ax: Any, comparison: Comparison, *, legend: bool = True,
+                    title: bool = True) -> Any:
+    """Learning curves of one comparison: every seed thin, the median thick, chance dotted.
+
+    A score below ``score_floor(task)`` (a diverged run) is drawn at the floor, with a
+    downward triangle at each such evaluation, so that it stays visible without squashing
+    the other curves; the axis then ends just below the floor.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+    comparison : Comparison
+    legend, title : bool
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    from .head_to_head import Comparison
+
+    if not isinstance(comparison, Comparison):
+        raise TypeError(f"comparison must be a Comparison (from compare), "
+                        f"got {describe(comparison)}")
+    steps = np.asarray(comparison.steps)
+    task = comparison.task
+    floor = score_floor(task)
+    clipped = False
+    for kind, scores in comparison.scores.items():
+        color = KIND_COLORS[kind]
+        below = ~(scores >= floor)  # NaN counts as below
+        shown = np.where(below, floor, scores)
+        ax.plot(steps, shown, color=color, linewidth=0.7, alpha=0.45)
+        if below.any():
+            clipped = True
+            rows, _ = np.nonzero(below)
+            ax.scatter(steps[rows], np.full(len(rows), floor), marker="v", s=22, color=color,
+                       zorder=3, clip_on=False)
+        ax.plot(steps, np.median(shown, axis=1), color=color, linewidth=2.0, marker="o",
+                markersize=3, label=f"{kind} (H = {comparison.hidden_sizes[kind]})")
+    ax.axhline(task.chance, color="black", linestyle=":", linewidth=1.0, label="no memory")
+    if task.name == "anbn":
+        ax.axhline(task.length, color="black", linestyle="--", linewidth=0.8,
+                   label="largest n trained on")
+    if clipped:
+        top = ax.get_ylim()[1]
+        ax.set_ylim(floor - 0.04 * (top - floor), top)
+        ax.scatter([], [], marker="v", color="black", label="below the axis (diverged)")
+    ax.set_xlabel("training step")
+    ax.set_ylabel(task.score_name)
+    if title:
+        ax.set_title(task.label)
+    if legend:
+        ax.legend(fontsize=7)
+    return ax
+
+
+def comparison_small_multiples(comparisons: Sequence[Comparison], *, columns: int = 3,
+                               panel_size: tuple[float, float] = (2.9, 2.2)) -> Any:
+    """The static counterpart of the explorer: one panel per comparison, in a grid.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    comparisons = list(comparisons)
+    if not comparisons:
+        raise ValueError("comparisons must hold at least one Comparison")
+    columns = check_int("columns", columns, minimum=1)
+    columns = min(columns, len(comparisons))
+    rows = math.ceil(len(comparisons) / columns)
+    fig, axes = plt.subplots(rows, columns, squeeze=False,
+                             figsize=(panel_size[0] * columns, panel_size[1] * rows))
+    clipped = False
+    for index, ax in enumerate(axes.flat):
+        if index >= len(comparisons):
+            ax.axis("off")
+            continue
+        comparison = comparisons[index]
+        draw_comparison(ax, comparison, legend=False)
+        ax.set_xlabel("step" if index >= len(comparisons) - columns else "")
+        floor = score_floor(comparison.task)
+        clipped |= any(bool((~(scores >= floor)).any()) for scores in comparison.scores.values())
+    handles = [plt.Line2D([], [], color=KIND_COLORS[kind], linewidth=2, label=kind)
+               for kind in comparisons[0].kinds]
+    handles.append(plt.Line2D([], [], color="black", linestyle=":", label="no memory"))
+    if clipped:
+        handles.append(plt.Line2D([], [], color="black", marker="v", linestyle="none",
+                                  label="below the axis (diverged)"))
+    fig.legend(handles=handles, loc="lower center", ncols=len(handles), fontsize=8,
+               bbox_to_anchor=(0.5, -0.02))
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig

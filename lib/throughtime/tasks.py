@@ -752,7 +752,7 @@ def anbn_longest_recognised(outputs: torch.Tensor, targets: torch.Tensor,
 
 def make_task(name: str, length: int, *, test_size: int = 1000, test_seed: int = 12345,
               test_max_n: int | None = None) -> Task:
-    """Build a task for ``comparison.train_ensemble`` and ``comparison.compare``.
+    """Build a task for ``ensembles.train_ensemble`` and ``head_to_head.compare``.
 
     ``"adding"``
         Le et al.'s adding problem (``adding_problem``) with T = ``length``; two

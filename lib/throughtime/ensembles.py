@@ -1,69 +1,48 @@
-r"""LSTM or GRU? Accuracy of the three recurrent layers, trained side by side.
+r"""K networks trained side by side as one model: the ensemble trick.
 
-The chapter "Choosing between LSTM and GRU" tests the claims usually made about the two
-layers. Its measuring instruments (parameter and FLOP counts, timing, operator counts)
-live in ``measure``; this module trains and compares:
+Training many small recurrent networks one after the other spends most of its time in the
+fixed cost of calling a layer, not in arithmetic. ``Ensemble`` packs K independent
+networks of one kind into one wide ``torch.nn`` layer whose weight matrices are
+block-diagonal inside every gate block, and keeps them apart (the gradient between
+networks is zeroed, each network is clipped by its own norm), so that training the
+ensemble trains each network exactly as it would be trained alone, up to rounding, in one
+call of the layer per step instead of K.
 
-- **Accuracy.** On a ``tasks.Task`` (``tasks.make_task``: the adding problem, number
-  agreement and the counting language a^n b^n as batches, a loss and a score),
-  ``Ensemble`` trains several independent networks of one kind side by side as one wide
-  ``torch.nn`` layer whose weight matrices are block-diagonal; ``train_ensemble`` trains a
-  few per layer;
-  ``compare`` trains every kind at an equal parameter count for the same number of steps
-  from several seeds (each kind with its own learning rate if asked),
-  ``tune_learning_rates`` chooses those rates on validation data with the same effort for
-  every kind, ``data_size_sweep`` compares on training sets of several sizes, and
-  ``verdict`` says which kind won, only when every seed agrees.
-- **Pictures.** ``draw_comparison`` draws one comparison into an ``Axes`` (a diverged run
-  at ``score_floor``, marked, so that it does not squash the other curves);
-  ``comparison_small_multiples`` puts several side by side (the static figure of the
-  website); ``explorers.comparison_explorer`` is the ipywidgets version of the live
-  notebook.
+- ``Ensemble``: the model (``network(k)`` gives network k back as a standalone
+  ``torch.nn`` layer and read-out).
+- ``train_ensemble``: one network per seed on a ``tasks.Task``, a few per ``Ensemble``
+  (``GROUP_SIZE``), each group trained by ``training.train_steps``, the library's one
+  training loop; ``TrainedEnsemble`` holds the networks and their test scores.
 
-Kinds are named like their ``torch.nn`` classes: ``"RNN"`` (tanh), ``"LSTM"``, ``"GRU"``
-(``measure.KINDS``). Notation: I inputs, H hidden units, O outputs, T time steps,
-B sequences per batch.
+``head_to_head`` builds its comparisons, tuning and data-size sweeps on these. Kinds are
+named like their ``torch.nn`` classes: ``"RNN"`` (tanh), ``"LSTM"``, ``"GRU"``
+(``measure.KINDS``; lower case is accepted too). Notation: I inputs, H hidden units,
+O outputs, T time steps, B sequences per batch, K networks.
 """
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from ._validate import check_choice, check_int, check_real, describe
-from .measure import GATES, KINDS, check_kind, matched_hidden_sizes, model_parameter_count
+from ._validate import check_int, check_real, describe
+from .measure import GATES, check_kind
 from .tasks import Task
-from .training import train_steps
+from .training import _to, train_steps
 
 __all__ = [
-    "KIND_COLORS",
     "Ensemble",
     "GROUP_SIZE",
     "TrainedEnsemble",
     "train_ensemble",
-    "Comparison",
-    "compare",
-    "verdict",
-    "Tuning",
-    "tune_learning_rates",
-    "SweepResult",
-    "data_size_sweep",
-    "score_floor",
-    "draw_comparison",
-    "comparison_small_multiples",
+    "train_kinds",
 ]
-
-
-# --------------------------------------------------------------------------------------
-# Several networks trained side by side
-# --------------------------------------------------------------------------------------
 
 
 class Ensemble(nn.Module):
@@ -107,7 +86,7 @@ class Ensemble(nn.Module):
                  update_bias: float | None = None, per_step: bool = False,
                  dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
-        check_kind(kind)
+        kind = check_kind(kind)
         seeds = [check_int("seeds[k]", seed, minimum=0) for seed in seeds]
         if not seeds:
             raise ValueError("seeds must hold at least one seed (one per network)")
@@ -407,10 +386,6 @@ class TrainedEnsemble:
         return task.score(outputs, targets, mask), losses
 
 
-def _to(value: Any, device: torch.device) -> Any:
-    return value.to(device) if isinstance(value, torch.Tensor) else value
-
-
 def _stack_targets(parts: Sequence[Any]) -> Any:
     return None if parts[0] is None else torch.stack(list(parts), dim=-1)
 
@@ -532,21 +507,27 @@ def train_ensemble(kind: str, task: Task, hidden_size: int, seeds: Sequence[int]
     -------
     TrainedEnsemble
     """
-    check_kind(kind)
+    kind = check_kind(kind)
     hidden_size = check_int("hidden_size", hidden_size, minimum=1)
-    return _train_checked({kind: hidden_size}, task, seeds, steps=steps, batch_size=batch_size,
+    return train_kinds({kind: hidden_size}, task, seeds, steps=steps, batch_size=batch_size,
                           lr={kind: lr}, max_norm=max_norm, forget_bias=forget_bias,
                           update_bias=update_bias, evaluations=evaluations,
                           training_sets=training_sets, group_size=group_size,
                           device=device)[kind]
 
 
-def _train_checked(kinds: Mapping[str, int], task: Task, seeds: Sequence[int], *, steps: int,
-                   batch_size: int, lr: Mapping[str, float], max_norm: float,
-                   forget_bias: float | None, update_bias: float | None, evaluations: int,
-                   training_sets: Sequence[Any] | None, group_size: int,
-                   device: Any) -> dict[str, TrainedEnsemble]:
-    """``_train_kinds`` after checking the arguments shared by every caller."""
+def train_kinds(kinds: Mapping[str, int], task: Task, seeds: Sequence[int], *, steps: int,
+                batch_size: int, lr: Mapping[str, float], max_norm: float,
+                forget_bias: float | None, update_bias: float | None, evaluations: int,
+                training_sets: Sequence[Any] | None, group_size: int,
+                device: Any) -> dict[str, TrainedEnsemble]:
+    """``train_ensemble`` for every kind of ``kinds`` ({kind: H}), from the same seeds.
+
+    The arguments are ``train_ensemble``'s, with ``lr`` one rate per kind; network k of
+    every kind sees the same batches. Returns ``{kind: TrainedEnsemble}``.
+    """
+    kinds = {check_kind(kind): hidden for kind, hidden in kinds.items()}
+    lr = {check_kind(kind): rate for kind, rate in lr.items()}
     if not isinstance(task, Task):
         raise TypeError(f"task must be a Task (from make_task), got {describe(task)}")
     steps = check_int("steps", steps, minimum=1)
@@ -567,460 +548,3 @@ def _train_checked(kinds: Mapping[str, int], task: Task, seeds: Sequence[int], *
                         group_size=group_size, device=torch.device(device))
 
 
-# --------------------------------------------------------------------------------------
-# Comparisons at an equal parameter count
-# --------------------------------------------------------------------------------------
-
-
-@dataclass
-class Comparison:
-    """Every kind trained on one task at an equal parameter count, from several seeds.
-
-    Attributes
-    ----------
-    task : Task
-    seeds : tuple of int
-    hidden_sizes : dict
-        H of each kind.
-    parameters : dict
-        Parameters of each kind's model (layer and read-out).
-    steps : list of int
-        Steps at which the test set was scored.
-    scores : dict
-        ``scores[kind]``, shape (len(steps), len(seeds)): the test score of every seed.
-    seconds : dict
-        CPU time of each kind's training.
-    settings : dict
-        The training settings (steps, batch size, each kind's learning rate, ...).
-    runs : dict
-        ``runs[kind]``: the ``TrainedEnsemble`` (the trained networks themselves).
-    """
-
-    task: Task
-    seeds: tuple[int, ...]
-    hidden_sizes: dict[str, int]
-    parameters: dict[str, int]
-    steps: list[int]
-    scores: dict[str, np.ndarray]
-    seconds: dict[str, float]
-    settings: dict[str, Any]
-    runs: dict[str, TrainedEnsemble] = field(default_factory=dict, repr=False)
-
-    @property
-    def kinds(self) -> list[str]:
-        """The kinds compared, in order."""
-        return list(self.scores)
-
-    def final(self, kind: str) -> np.ndarray:
-        """The final test score of every seed of ``kind``, shape (seeds,)."""
-        return self.scores[kind][-1]
-
-    @property
-    def ensembles(self) -> dict[str, Ensemble]:  # TEMPORARY, until the chapter uses runs
-        return {kind: run.ensembles[0] for kind, run in self.runs.items()}
-
-
-def _per_kind(name: str, value: Any, kinds: Sequence[str], *, positive: bool = False,
-              optional: bool = False) -> dict[str, Any]:
-    """One value for every kind: ``value`` itself, or ``value[kind]`` from a mapping."""
-    if isinstance(value, Mapping):
-        missing = [kind for kind in kinds if kind not in value]
-        if missing:
-            raise ValueError(f"{name} must give a value for every kind {list(kinds)}, "
-                             f"got {dict(value)!r} (missing {missing})")
-        values = {kind: value[kind] for kind in kinds}
-    else:
-        values = dict.fromkeys(kinds, value)
-    return {kind: (None if optional and v is None else check_real(f"{name}[{kind!r}]", v,
-                                                                  positive=positive))
-            for kind, v in values.items()}
-
-
-def compare(task: Task, *, lstm_hidden_size: int = 16, kinds: Iterable[str] = KINDS,
-            seeds: Iterable[int] = (0, 1, 2), steps: int = 300, batch_size: int = 64,
-            lr: float | Mapping[str, float] = 0.02, max_norm: float = 1.0,
-            forget_bias: float | None = 1.0, update_bias: float | None = None,
-            evaluations: int = 6, group_size: int = GROUP_SIZE,
-            device: Any = "cpu") -> Comparison:
-    """Train every kind on ``task`` with the parameters of an LSTM of ``lstm_hidden_size``.
-
-    The hidden sizes come from ``matched_hidden_sizes`` (model = layer + linear read-out);
-    every kind trains for the same ``steps`` from the same ``seeds`` with the same
-    settings (``train_ensemble``), the seed fixing both the initial weights and the
-    batches. ``lr`` is one learning rate for all, or a mapping ``{kind: rate}`` (each kind
-    with its own tuned rate); ``forget_bias`` applies to the LSTM and ``update_bias`` to the
-    GRU (give both the same value for the same treatment of the gate that keeps the state).
-
-    Returns
-    -------
-    Comparison
-    """
-    if not isinstance(task, Task):
-        raise TypeError(f"task must be a Task (from make_task), got {describe(task)}")
-    kinds = [check_kind(kind) for kind in kinds]
-    seeds = tuple(check_int("seed", seed, minimum=0) for seed in seeds)
-    if not kinds or not seeds:
-        raise ValueError(f"kinds and seeds must not be empty, got {kinds} and {seeds}")
-    rates = _per_kind("lr", lr, kinds, positive=True)
-    sizes = matched_hidden_sizes(task.input_size, task.output_size, lstm_hidden_size,
-                                 kinds=kinds)
-    settings = {"steps": steps, "batch_size": batch_size, "lr": rates, "max_norm": max_norm,
-                "forget_bias": forget_bias, "update_bias": update_bias,
-                "lstm_hidden_size": lstm_hidden_size}
-    runs = _train_checked(sizes, task, seeds, steps=steps, batch_size=batch_size, lr=rates,
-                          max_norm=max_norm, forget_bias=forget_bias, update_bias=update_bias,
-                          evaluations=evaluations, training_sets=None, group_size=group_size,
-                          device=device)
-    scores = {kind: run.scores for kind, run in runs.items()}
-    seconds = {kind: run.seconds for kind, run in runs.items()}
-    checkpoints = runs[kinds[0]].steps
-    parameters = {kind: model_parameter_count(kind, task.input_size, sizes[kind],
-                                              task.output_size) for kind in kinds}
-    return Comparison(task=task, seeds=seeds, hidden_sizes=sizes, parameters=parameters,
-                      steps=checkpoints, scores=scores, seconds=seconds, settings=settings,
-                      runs=runs)
-
-
-def verdict(first: Sequence[float], second: Sequence[float], *, solved: float,
-            margin: float = 0.05) -> str:
-    """Compare the per-seed scores of two kinds; name a winner only when every seed agrees.
-
-    Parameters
-    ----------
-    first, second : sequence of float
-        Final scores, one per seed (higher is better).
-    solved : float
-        The score at which the task counts as solved.
-    margin : float
-        How much better the worst seed of the winner must be than the best seed of the
-        loser.
-
-    Returns
-    -------
-    str
-        ``"first"`` when min(first) > max(second) + margin; ``"second"`` the other way
-        round; ``"both"`` when every seed of both reaches ``solved`` (and neither wins);
-        ``"neither"`` when no seed of either does; otherwise ``"mixed"``.
-    """
-    first, second = np.asarray(first, dtype=float), np.asarray(second, dtype=float)
-    if first.ndim != 1 or second.ndim != 1 or not first.size or not second.size:
-        raise ValueError(f"first and second must be non-empty 1-D sequences of scores, got "
-                         f"shapes {first.shape} and {second.shape}")
-    solved = check_real("solved", solved)
-    margin = check_real("margin", margin)
-    if first.min() > second.max() + margin:
-        return "first"
-    if second.min() > first.max() + margin:
-        return "second"
-    if first.min() >= solved and second.min() >= solved:
-        return "both"
-    if first.max() < solved and second.max() < solved:
-        return "neither"
-    return "mixed"
-
-
-@dataclass
-class Tuning:
-    """A learning-rate sweep scored on validation data (``tune_learning_rates``).
-
-    Attributes
-    ----------
-    task : Task
-    rates : tuple of float
-        The learning rates tried.
-    seeds : tuple of int
-    losses, scores : dict
-        ``losses[kind]`` and ``scores[kind]``, shape (len(rates), len(seeds)): the
-        validation loss and score of every seed after training with each rate.
-    chosen : dict
-        ``chosen[kind]``: the rate with the smallest mean validation loss.
-    """
-
-    task: Task
-    rates: tuple[float, ...]
-    seeds: tuple[int, ...]
-    losses: dict[str, np.ndarray]
-    scores: dict[str, np.ndarray]
-    chosen: dict[str, float]
-
-
-def _choose_rate(rates: Sequence[float], losses: np.ndarray) -> float:
-    """The rate whose row of ``losses`` (rates, seeds) has the smallest mean.
-
-    A non-finite loss (a diverged run) counts as infinite, so its rate ranks last; ties go
-    to the earlier rate.
-    """
-    finite = np.where(np.isfinite(losses), losses, np.inf)
-    return rates[int(np.argmin(finite.mean(axis=1)))]
-
-
-def tune_learning_rates(task: Task, validation: tuple[Any, Any, Any],
-                        rates: Iterable[float] = (0.003, 0.01, 0.03), *,
-                        kinds: Iterable[str] = KINDS, seeds: Iterable[int] = (0, 1, 2),
-                        lstm_hidden_size: int = 16, **settings: Any) -> Tuning:
-    """Give every kind the same tuning effort: try each learning rate, keep the best on validation.
-
-    Every kind trains at an equal parameter count (``compare``) once per rate in ``rates``,
-    from every seed, and is scored on ``validation``, data that no network trains on and
-    that is not the test set. The chosen rate of a kind is the one with the smallest mean
-    validation loss over the seeds: the mean, so that a rate that trains well on most seeds
-    but collapses on some pays for its failures (a run with an infinite or undefined loss
-    rules its rate out, unless every rate has one).
-
-    Parameters
-    ----------
-    task : Task
-    validation : (inputs, targets, mask)
-        Validation data in the form of ``task.test()``, e.g.
-        ``make_task(name, length, test_seed=another_seed).test()``.
-    rates : iterable of float
-        Learning rates to try, the same for every kind.
-    kinds, seeds, lstm_hidden_size
-        As for ``compare``.
-    **settings
-        Passed to ``compare`` (steps, batch_size, max_norm, forget_bias, update_bias,
-        group_size, device); ``lr`` is set by the sweep.
-
-    Returns
-    -------
-    Tuning
-    """
-    if not isinstance(task, Task):
-        raise TypeError(f"task must be a Task (from make_task), got {describe(task)}")
-    if "lr" in settings:
-        raise TypeError("tune_learning_rates sets lr itself; pass the candidates as rates")
-    rates = tuple(check_real("rates[i]", rate, positive=True) for rate in rates)
-    kinds = [check_kind(kind) for kind in kinds]
-    seeds = tuple(check_int("seed", seed, minimum=0) for seed in seeds)
-    if not rates or not kinds or not seeds:
-        raise ValueError(f"rates, kinds and seeds must not be empty, got {rates}, {kinds} "
-                         f"and {seeds}")
-    losses = {kind: np.empty((len(rates), len(seeds))) for kind in kinds}
-    scores = {kind: np.empty((len(rates), len(seeds))) for kind in kinds}
-    for i, rate in enumerate(rates):
-        comparison = compare(task, lstm_hidden_size=lstm_hidden_size, kinds=kinds, seeds=seeds,
-                             lr=rate, evaluations=1, **settings)
-        for kind in kinds:
-            scores[kind][i], losses[kind][i] = comparison.runs[kind].evaluate(task, validation)
-    chosen = {kind: _choose_rate(rates, losses[kind]) for kind in kinds}
-    return Tuning(task=task, rates=rates, seeds=seeds, losses=losses, scores=scores,
-                  chosen=chosen)
-
-
-@dataclass
-class SweepResult:
-    """Scores over training-set sizes (``data_size_sweep``).
-
-    Attributes
-    ----------
-    task : Task
-    sizes : list of int
-        Training-set sizes N.
-    seeds : tuple of int
-    hidden_sizes, parameters : dict
-        Per kind, as in ``Comparison``.
-    scores : dict
-        ``scores[kind]``, shape (len(sizes), len(seeds)): final test scores.
-    seconds : dict
-    match : {"parameters", "hidden_size"}
-        How the hidden sizes were chosen.
-    """
-
-    task: Task
-    sizes: list[int]
-    seeds: tuple[int, ...]
-    hidden_sizes: dict[str, int]
-    parameters: dict[str, int]
-    scores: dict[str, np.ndarray]
-    seconds: dict[str, float]
-    match: str = "parameters"
-
-
-def data_size_sweep(task: Task, sizes: Iterable[int], *, lstm_hidden_size: int = 16,
-                    match: str = "parameters",
-                    kinds: Iterable[str] = ("LSTM", "GRU"), seeds: Iterable[int] = (0, 1, 2),
-                    steps: int = 300, batch_size: int = 64,
-                    lr: float | Mapping[str, float] = 0.02, max_norm: float = 1.0,
-                    forget_bias: float | None = 1.0, update_bias: float | None = None,
-                    group_size: int = GROUP_SIZE, device: Any = "cpu") -> SweepResult:
-    """Train on fixed training sets of several sizes and score on the same large test set.
-
-    For every seed one training set of max(sizes) sequences is drawn from
-    ``default_rng([seed, 2])``; the smaller sets are its first N sequences, so the sets of
-    one seed are nested. Every (size, seed) pair is one network, and the networks of one
-    kind train side by side (``train_ensemble``) for the same number of steps, each
-    sampling its batches from its own set.
-
-    Parameters
-    ----------
-    task : Task
-    sizes : iterable of int
-        Training-set sizes N.
-    lstm_hidden_size : int
-        H of the LSTM.
-    match : {"parameters", "hidden_size"}
-        ``"parameters"``: every kind gets the LSTM's parameter count, as in ``compare``;
-        ``"hidden_size"``: every kind gets H = ``lstm_hidden_size`` (a GRU then has 3/4 of
-        the LSTM's recurrent parameters, the setting of the "GRU for small data" advice).
-    kinds, seeds, steps, batch_size, lr, max_norm, forget_bias, update_bias, group_size, device
-        As for ``compare``.
-
-    Returns
-    -------
-    SweepResult
-    """
-    if not isinstance(task, Task):
-        raise TypeError(f"task must be a Task (from make_task), got {describe(task)}")
-    sizes = [check_int("size", size, minimum=1) for size in sizes]
-    seeds = tuple(check_int("seed", seed, minimum=0) for seed in seeds)
-    kinds = [check_kind(kind) for kind in kinds]
-    if not sizes or not seeds or not kinds:
-        raise ValueError(f"sizes, seeds and kinds must not be empty, got {sizes}, {seeds}, "
-                         f"{kinds}")
-    largest = max(sizes)
-    full_sets = {seed: task.batch(largest, np.random.default_rng([seed, 2])) for seed in seeds}
-
-    def first(part: Any, count: int, axis: int) -> Any:
-        return None if part is None else part.narrow(axis, 0, count)
-
-    members, training_sets = [], []
-    for size in sizes:
-        for seed in seeds:
-            inputs, targets, mask = full_sets[seed]
-            members.append(seed)
-            training_sets.append((first(inputs, size, 1),
-                                  first(targets, size, 1 if task.per_step else 0),
-                                  first(mask, size, 1)))
-    check_choice("match", match, ("parameters", "hidden_size"))
-    rates = _per_kind("lr", lr, kinds, positive=True)
-    if match == "parameters":
-        hidden = matched_hidden_sizes(task.input_size, task.output_size, lstm_hidden_size,
-                                      kinds=kinds)
-    else:
-        hidden = {kind: check_int("lstm_hidden_size", lstm_hidden_size, minimum=1)
-                  for kind in kinds}
-    runs = _train_checked(hidden, task, members, steps=steps, batch_size=batch_size,
-                          lr=rates, max_norm=max_norm, forget_bias=forget_bias,
-                          update_bias=update_bias, evaluations=1, training_sets=training_sets,
-                          group_size=group_size, device=device)
-    scores = {kind: run.final.reshape(len(sizes), len(seeds)) for kind, run in runs.items()}
-    seconds = {kind: run.seconds for kind, run in runs.items()}
-    parameters = {kind: model_parameter_count(kind, task.input_size, hidden[kind],
-                                              task.output_size) for kind in kinds}
-    return SweepResult(task=task, sizes=sizes, seeds=seeds, hidden_sizes=hidden,
-                       parameters=parameters, scores=scores, seconds=seconds, match=match)
-
-
-# --------------------------------------------------------------------------------------
-# Pictures: one comparison and the static grid
-# --------------------------------------------------------------------------------------
-
-KIND_COLORS = {"RNN": "#7F7F7F", "LSTM": "#0072B2", "GRU": "#D55E00"}
-"""One colour per kind in every figure of the chapter (grey, blue, vermillion)."""
-
-
-def score_floor(task: Task) -> float:
-    """The lowest score the figures draw: as far below the no-memory score as solving is above.
-
-    A run below it is far worse than a network without memory (for the adding problem,
-    variance explained below -0.9: a mean squared error almost twice the baseline's), which
-    happens when training diverges. Drawing it to scale would squash every other curve, so
-    ``draw_comparison`` draws it at this floor with a marker instead.
-    """
-    if not isinstance(task, Task):
-        raise TypeError(f"task must be a Task (from make_task), got {describe(task)}")
-    return task.chance - (task.solved - task.chance)
-
-
-def draw_comparison(ax: Any, comparison: Comparison, *, legend: bool = True,
-                    title: bool = True) -> Any:
-    """Learning curves of one comparison: every seed thin, the median thick, chance dotted.
-
-    A score below ``score_floor(task)`` (a diverged run) is drawn at the floor, with a
-    downward triangle at each such evaluation, so that it stays visible without squashing
-    the other curves; the axis then ends just below the floor.
-
-    Parameters
-    ----------
-    ax : matplotlib.axes.Axes
-    comparison : Comparison
-    legend, title : bool
-
-    Returns
-    -------
-    matplotlib.axes.Axes
-    """
-    if not isinstance(comparison, Comparison):
-        raise TypeError(f"comparison must be a Comparison (from compare), "
-                        f"got {describe(comparison)}")
-    steps = np.asarray(comparison.steps)
-    task = comparison.task
-    floor = score_floor(task)
-    clipped = False
-    for kind, scores in comparison.scores.items():
-        color = KIND_COLORS[kind]
-        below = ~(scores >= floor)  # NaN counts as below
-        shown = np.where(below, floor, scores)
-        ax.plot(steps, shown, color=color, linewidth=0.7, alpha=0.45)
-        if below.any():
-            clipped = True
-            rows, _ = np.nonzero(below)
-            ax.scatter(steps[rows], np.full(len(rows), floor), marker="v", s=22, color=color,
-                       zorder=3, clip_on=False)
-        ax.plot(steps, np.median(shown, axis=1), color=color, linewidth=2.0, marker="o",
-                markersize=3, label=f"{kind} (H = {comparison.hidden_sizes[kind]})")
-    ax.axhline(task.chance, color="black", linestyle=":", linewidth=1.0, label="no memory")
-    if task.name == "anbn":
-        ax.axhline(task.length, color="black", linestyle="--", linewidth=0.8,
-                   label="largest n trained on")
-    if clipped:
-        top = ax.get_ylim()[1]
-        ax.set_ylim(floor - 0.04 * (top - floor), top)
-        ax.scatter([], [], marker="v", color="black", label="below the axis (diverged)")
-    ax.set_xlabel("training step")
-    ax.set_ylabel(task.score_name)
-    if title:
-        ax.set_title(task.label)
-    if legend:
-        ax.legend(fontsize=7)
-    return ax
-
-
-def comparison_small_multiples(comparisons: Sequence[Comparison], *, columns: int = 3,
-                               panel_size: tuple[float, float] = (2.9, 2.2)) -> Any:
-    """The static counterpart of the explorer: one panel per comparison, in a grid.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-    """
-    import matplotlib.pyplot as plt
-
-    comparisons = list(comparisons)
-    if not comparisons:
-        raise ValueError("comparisons must hold at least one Comparison")
-    columns = check_int("columns", columns, minimum=1)
-    columns = min(columns, len(comparisons))
-    rows = math.ceil(len(comparisons) / columns)
-    fig, axes = plt.subplots(rows, columns, squeeze=False,
-                             figsize=(panel_size[0] * columns, panel_size[1] * rows))
-    clipped = False
-    for index, ax in enumerate(axes.flat):
-        if index >= len(comparisons):
-            ax.axis("off")
-            continue
-        comparison = comparisons[index]
-        draw_comparison(ax, comparison, legend=False)
-        ax.set_xlabel("step" if index >= len(comparisons) - columns else "")
-        floor = score_floor(comparison.task)
-        clipped |= any(bool((~(scores >= floor)).any()) for scores in comparison.scores.values())
-    handles = [plt.Line2D([], [], color=KIND_COLORS[kind], linewidth=2, label=kind)
-               for kind in comparisons[0].kinds]
-    handles.append(plt.Line2D([], [], color="black", linestyle=":", label="no memory"))
-    if clipped:
-        handles.append(plt.Line2D([], [], color="black", marker="v", linestyle="none",
-                                  label="below the axis (diverged)"))
-    fig.legend(handles=handles, loc="lower center", ncols=len(handles), fontsize=8,
-               bbox_to_anchor=(0.5, -0.02))
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
-    return fig

@@ -1,4 +1,4 @@
-"""Train a tanh RNN, an LSTM or a GRU on a long-range task and measure it.
+"""Runs: one tanh RNN, LSTM or GRU trained on a long-range task from one seed, and measured.
 
 The chapters that compare recurrent networks (the LSTM, the GRU, choosing between them)
 run the same experiment with different models: a ``torch.nn`` recurrent layer reads a
@@ -14,6 +14,10 @@ the same settings.
 - ``score_on_task``: the test metric of a trained model at another length (or with another
   share of distractor nouns), for measuring how far a model generalises.
 - ``run_seeds`` and ``summarize``: several kinds and seeds, and their mean and spread.
+
+Kinds are named like their ``torch.nn`` classes, ``"RNN"`` (tanh), ``"LSTM"``, ``"GRU"``
+(``measure.KINDS``); lower case (``"lstm"``) is accepted too. The training itself is
+``training.fit`` over the library's one loop, ``training.train_steps``.
 
 Tasks (``throughtime.tasks``):
 
@@ -50,11 +54,11 @@ import torch
 from torch import nn
 
 from ._validate import check_choice, check_int, check_real, describe
+from .measure import check_kind
 from .tasks import AGREEMENT_VOCABULARY, adding_problem, agreement_task
 from .training import choose_device, fit
 
 __all__ = [
-    "KINDS",
     "TASKS",
     "SequenceModel",
     "make_model",
@@ -65,13 +69,8 @@ __all__ = [
     "summarize",
 ]
 
-KINDS = ("rnn", "lstm", "gru")
-"""The recurrent layers (``torch.nn.RNN`` with tanh, ``torch.nn.LSTM``, ``torch.nn.GRU``)."""
-
 TASKS = ("adding", "agreement")
 """The tasks ``train_on_task`` knows."""
-
-_LAYERS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
 
 # --------------------------------------------------------------------------------------
@@ -88,7 +87,7 @@ class SequenceModel(nn.Module):
 
     Parameters
     ----------
-    kind : {"rnn", "lstm", "gru"}
+    kind : {"RNN", "LSTM", "GRU"} (or lower case)
     input_size : int
         Features per step, I (the embedding size when ``vocabulary_size`` is given).
     hidden_size : int
@@ -110,7 +109,7 @@ class SequenceModel(nn.Module):
     def __init__(self, kind: str, input_size: int, hidden_size: int, output_size: int, *,
                  vocabulary_size: int | None = None) -> None:
         super().__init__()
-        check_choice("kind", kind, KINDS)
+        kind = check_kind(kind)
         input_size = check_int("input_size", input_size, minimum=1)
         hidden_size = check_int("hidden_size", hidden_size, minimum=1)
         output_size = check_int("output_size", output_size, minimum=1)
@@ -119,7 +118,7 @@ class SequenceModel(nn.Module):
         if vocabulary_size is not None:
             vocabulary_size = check_int("vocabulary_size", vocabulary_size, minimum=1)
             self.embedding = nn.Embedding(vocabulary_size, input_size)
-        self.recurrent = _LAYERS[kind](input_size, hidden_size)
+        self.recurrent = getattr(nn, kind)(input_size, hidden_size)
         self.readout = nn.Linear(hidden_size, output_size)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
@@ -136,7 +135,7 @@ def make_model(kind: str, task: str, hidden_size: int = 32, *, forget_bias: floa
 
     Parameters
     ----------
-    kind : {"rnn", "lstm", "gru"}
+    kind : {"RNN", "LSTM", "GRU"} (or lower case)
     task : {"adding", "agreement"}
         ``"adding"``: I = 2 inputs (value, marker), one output. ``"agreement"``: token ids
         through an embedding of ``embedding_size``, two outputs (logits of singular and
@@ -160,17 +159,18 @@ def make_model(kind: str, task: str, hidden_size: int = 32, *, forget_bias: floa
     -------
     SequenceModel
     """
+    kind = check_kind(kind)
     check_choice("task", task, TASKS)
     if task == "adding":
         model = SequenceModel(kind, 2, hidden_size, 1)
     else:
         model = SequenceModel(kind, embedding_size, hidden_size, 2,
                               vocabulary_size=AGREEMENT_VOCABULARY.size)
-    if kind == "lstm" and forget_bias is not None:
+    if kind == "LSTM" and forget_bias is not None:
         from .gates import set_forget_bias
 
         set_forget_bias(model.recurrent, forget_bias)
-    if kind == "gru" and update_bias is not None:
+    if kind == "GRU" and update_bias is not None:
         from .gates import set_update_bias
 
         set_update_bias(model.recurrent, update_bias)
@@ -295,7 +295,7 @@ def train_on_task(kind: str, task: str, *, length: int, seed: int = 0, hidden_si
 
     Parameters
     ----------
-    kind : {"rnn", "lstm", "gru"}
+    kind : {"RNN", "LSTM", "GRU"} (or lower case)
     task : {"adding", "agreement"}
     length : int
         T for the adding problem; the subject-verb distance for agreement. The test set
@@ -346,7 +346,7 @@ def train_on_task(kind: str, task: str, *, length: int, seed: int = 0, hidden_si
     -------
     RunResult
     """
-    check_choice("kind", kind, KINDS)
+    kind = check_kind(kind)
     check_choice("task", task, TASKS)
     length = check_int("length", length, minimum=2 if task == "adding" else 0)
     seed = check_int("seed", seed, minimum=0)
@@ -485,9 +485,10 @@ def run_seeds(kinds: Iterable[str], seeds: Iterable[int], task: str,
     Returns
     -------
     dict
-        ``results[kind, seed]`` is a ``RunResult``.
+        ``results[kind, seed]`` is a ``RunResult``, ``kind`` spelled as in
+        ``measure.KINDS``.
     """
-    kinds, seeds = list(kinds), list(seeds)
+    kinds, seeds = [check_kind(kind) for kind in kinds], list(seeds)
     if not kinds or not seeds:
         raise ValueError(f"kinds and seeds must not be empty, got kinds={kinds}, seeds={seeds}")
     return {(kind, seed): train_on_task(kind, task, seed=seed, **settings)
