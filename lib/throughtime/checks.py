@@ -56,6 +56,7 @@ drawn, the known mistakes it recognises, and the public ``check_...`` functions.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from itertools import permutations
 from typing import Any
@@ -731,24 +732,34 @@ def _peephole_case(rng, size, label) -> Case:
                 mistakes=lambda: _peephole_mistakes(x, h, c, p, peepholes))
 
 
-def _rnn_step_backward_case(rng, size, label) -> Case:
-    d = _step_draw(rng, size, 1)
+def _one_state_step_backward_case(rng, size, label, *, gates: int, step: Callable,
+                                  step_backward: Callable, mistakes: Callable) -> Case:
+    """A backward case of a cell with one state h (the tanh RNN, G = 1; the GRU, G = 3)."""
+    d = _step_draw(rng, size, gates)
     x, h, p, dh_next = d["x"], d["h"], d["params"], d["dh_next"]
-    h_next, cache = cells.rnn_step(x, h, p)
-    dx, dh, grads = cells.rnn_step_backward(dh_next, cache)
+    h_next, cache = step(x, h, p)
+    dx, dh, grads = step_backward(dh_next, cache)
 
     def numeric():
         def loss():
-            return float(np.sum(dh_next * cells.rnn_step(x, h, p)[0]))
+            return float(np.sum(dh_next * step(x, h, p)[0]))
         found = _numeric_grads(loss, {"dx": x, "dh": h})
         return {**found, "grads": _numeric_grads(loss, p)}
 
     return Case(label(d["dims"]), d["H"], (dh_next, cache),
                 {"dx": x.shape, "dh": h.shape, "grads": _shapes(p)},
                 {"dx": dx, "dh": dh, "grads": grads},
-                mistakes=lambda: _rnn_step_backward_mistakes(dh_next, cache), numeric=numeric,
+                mistakes=lambda: mistakes(dh_next, cache), numeric=numeric,
                 forward_args=(x, h, p), forward_shapes={"h_next": h.shape, "cache": None},
                 forward_reference={"h_next": h_next}, cache_position=1)
+
+
+_rnn_step_backward_case = functools.partial(
+    _one_state_step_backward_case, gates=1, step=cells.rnn_step,
+    step_backward=cells.rnn_step_backward, mistakes=_rnn_step_backward_mistakes)
+_gru_step_backward_case = functools.partial(
+    _one_state_step_backward_case, gates=3, step=cells.gru_step,
+    step_backward=cells.gru_step_backward, mistakes=_gru_backward_mistakes)
 
 
 def _lstm_step_backward_case(rng, size, label) -> Case:
@@ -772,26 +783,6 @@ def _lstm_step_backward_case(rng, size, label) -> Case:
                 numeric=numeric, forward_args=(x, h, c, p),
                 forward_shapes={"h_next": h.shape, "c_next": h.shape, "cache": None},
                 forward_reference={"h_next": h_next, "c_next": c_next}, cache_position=2)
-
-
-def _gru_step_backward_case(rng, size, label) -> Case:
-    d = _step_draw(rng, size, 3)
-    x, h, p, dh_next = d["x"], d["h"], d["params"], d["dh_next"]
-    h_next, cache = cells.gru_step(x, h, p)
-    dx, dh, grads = cells.gru_step_backward(dh_next, cache)
-
-    def numeric():
-        def loss():
-            return float(np.sum(dh_next * cells.gru_step(x, h, p)[0]))
-        found = _numeric_grads(loss, {"dx": x, "dh": h})
-        return {**found, "grads": _numeric_grads(loss, p)}
-
-    return Case(label(d["dims"]), d["H"], (dh_next, cache),
-                {"dx": x.shape, "dh": h.shape, "grads": _shapes(p)},
-                {"dx": dx, "dh": dh, "grads": grads},
-                mistakes=lambda: _gru_backward_mistakes(dh_next, cache), numeric=numeric,
-                forward_args=(x, h, p), forward_shapes={"h_next": h.shape, "cache": None},
-                forward_reference={"h_next": h_next}, cache_position=1)
 
 
 def _rnn_backward_case(rng, size, label) -> Case:

@@ -961,6 +961,26 @@ class RollingOrigin(NamedTuple):
     actuals: np.ndarray
 
 
+def _origins(values: Any, horizon: int, first_origin: int, last_origin: int | None,
+             step: int = 1) -> tuple[np.ndarray, int, np.ndarray]:
+    """The series as float64, the checked horizon and the forecast origins.
+
+    The origins run from ``first_origin`` to ``last_origin`` (by default the last one that
+    leaves ``horizon`` values to forecast) every ``step`` values.
+    """
+    values = _as_series_values("values", values).astype(np.float64)
+    n = len(values)
+    horizon = check_int("horizon", horizon, minimum=1)
+    first_origin = check_int("first_origin", first_origin, minimum=1)
+    last_origin = n - horizon if last_origin is None else check_int("last_origin", last_origin,
+                                                                      minimum=1)
+    step = check_int("step", step, minimum=1)
+    if not first_origin <= last_origin <= n - horizon:
+        raise ValueError(f"need first_origin <= last_origin <= n - horizon = {n - horizon}, got "
+                         f"first_origin = {first_origin}, last_origin = {last_origin}")
+    return values, horizon, np.arange(first_origin, last_origin + 1, step)
+
+
 def rolling_origin(values: np.ndarray | pd.Series, forecaster: Callable[[np.ndarray], Any], *,
                    first_origin: int, horizon: int, last_origin: int | None = None,
                    step: int = 1, window: int | None = None) -> RollingOrigin:
@@ -992,24 +1012,14 @@ def rolling_origin(values: np.ndarray | pd.Series, forecaster: Callable[[np.ndar
     RollingOrigin
         Origins (K,), forecasts (K, horizon) and actuals (K, horizon).
     """
-    values = _as_series_values("values", values).astype(np.float64)
-    n = len(values)
-    horizon = check_int("horizon", horizon, minimum=1)
-    first_origin = check_int("first_origin", first_origin, minimum=1)
-    last_origin = n - horizon if last_origin is None else check_int("last_origin", last_origin,
-                                                                      minimum=1)
-    step = check_int("step", step, minimum=1)
+    values, horizon, origins = _origins(values, horizon, first_origin, last_origin, step)
     if not callable(forecaster):
         raise TypeError(f"forecaster must be callable, got {describe(forecaster)}")
     if window is not None:
         window = check_int("window", window, minimum=1)
-        if first_origin < window:
-            raise ValueError(f"first_origin = {first_origin} leaves fewer than window = "
+        if origins[0] < window:
+            raise ValueError(f"first_origin = {origins[0]} leaves fewer than window = "
                              f"{window} past values")
-    if not first_origin <= last_origin <= n - horizon:
-        raise ValueError(f"need first_origin <= last_origin <= n - horizon = {n - horizon}, got "
-                         f"first_origin = {first_origin}, last_origin = {last_origin}")
-    origins = np.arange(first_origin, last_origin + 1, step)
     forecasts = np.empty((len(origins), horizon))
     for k, origin in enumerate(origins):
         start = 0 if window is None else origin - window
@@ -1038,22 +1048,13 @@ def rolling_windows(values: np.ndarray | pd.Series, predict: Callable[[np.ndarra
     RollingOrigin
         Origins (K,), forecasts (K, horizon) and actuals (K, horizon).
     """
-    values = _as_series_values("values", values).astype(np.float64)
-    n = len(values)
-    horizon = check_int("horizon", horizon, minimum=1)
+    values, horizon, origins = _origins(values, horizon, first_origin, last_origin)
     input_length = check_int("input_length", input_length, minimum=1)
-    first_origin = check_int("first_origin", first_origin, minimum=1)
-    last_origin = n - horizon if last_origin is None else check_int("last_origin", last_origin,
-                                                                      minimum=1)
     if not callable(predict):
         raise TypeError(f"predict must be callable, got {describe(predict)}")
-    if first_origin < input_length:
-        raise ValueError(f"first_origin = {first_origin} leaves fewer than input_length = "
+    if origins[0] < input_length:
+        raise ValueError(f"first_origin = {origins[0]} leaves fewer than input_length = "
                          f"{input_length} past values")
-    if not first_origin <= last_origin <= n - horizon:
-        raise ValueError(f"need first_origin <= last_origin <= n - horizon = {n - horizon}, got "
-                         f"first_origin = {first_origin}, last_origin = {last_origin}")
-    origins = np.arange(first_origin, last_origin + 1)
     inputs = np.stack([values[o - input_length:o] for o in origins])
     forecasts = np.asarray(predict(inputs), dtype=np.float64)
     if forecasts.shape != (len(origins), horizon):
