@@ -622,6 +622,6 @@ def draw_scan_schedule(ax: Any, length: int, algorithm: str, *, color: str = "#0
     if title:
         names = {"sequential": "loop", "hillis_steele": "Hillis–Steele",
                  "blelloch": "Blelloch"}
-        ax.set_title(f"{names[algorithm]}, T = {length}: depth {cost.depth}, "
+        ax.set_title(f"{names[algorithm]}, T = {length}\ndepth {cost.depth}, "
                      f"work {cost.work}", fontsize=9)
     return ax
