@@ -24,12 +24,17 @@ parameters after the backward pass, not between forward and backward.
 
 Input checks live in the public functions; the math lives in the private ``_..._step``
 functions right below each one, which the sequence loops call directly.
+
+Truncated BPTT (``rnn_backward_truncated``, ``truncated_bptt_segments``,
+``rnn_backward_segment``) is ``throughtime.truncated_bptt``, and moving weights between
+these dicts and ``torch.nn`` modules (``params_from_torch``, ``params_to_torch``,
+``load_into_torch``) is ``throughtime.torch_weights``; both can be imported from here too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
@@ -45,10 +50,6 @@ __all__ = [
     "rnn_step_backward",
     "rnn_forward",
     "rnn_backward",
-    "rnn_backward_truncated",
-    "TruncatedSegment",
-    "truncated_bptt_segments",
-    "rnn_backward_segment",
     "lstm_step",
     "lstm_step_backward",
     "lstm_forward",
@@ -57,9 +58,6 @@ __all__ = [
     "gru_step_backward",
     "gru_forward",
     "gru_backward",
-    "params_from_torch",
-    "params_to_torch",
-    "load_into_torch",
 ]
 
 Params = Mapping[str, np.ndarray]
@@ -228,6 +226,17 @@ def init_params(kind: str, input_size: int, hidden_size: int, rng: np.random.Gen
               "bias_ih": (rows,), "bias_hh": (rows,)}
     return {name: rng.uniform(-bound, bound, size=shape).astype(dtype)
             for name, shape in shapes.items()}
+
+
+def _kind_of(params: Params) -> str:
+    rows, hidden_size = params["weight_hh"].shape
+    for kind, gates in GATES.items():
+        if rows == gates * hidden_size:
+            return kind
+    raise ValueError(
+        f"params['weight_hh'] must have shape (G*H, H) with G in {{1, 3, 4}}, "
+        f"got {params['weight_hh'].shape}"
+    )
 
 
 def _zero_grads(params: Params) -> Grads:
@@ -409,163 +418,6 @@ def _check_sequence_gradient(name: str, dhs: Any, cache: Cache) -> None:
     h_shape = steps[0]["h"].shape
     check_float_array(name, dhs, shape=(len(steps), *h_shape), dims=("T", "B", "H"),
                       dtype=steps[0]["h"].dtype)
-
-
-# --------------------------------------------------------------------------------------
-# Truncated backpropagation through time (vanilla RNN)
-# --------------------------------------------------------------------------------------
-
-
-def rnn_backward_truncated(dhs: np.ndarray, cache: Cache,
-                           k2: int) -> tuple[np.ndarray, np.ndarray, Grads]:
-    """BPTT where each loss term's gradient flows back through at most ``k2`` steps.
-
-    The loss term at step t (gradient ``dhs[t]`` at h_t) is backpropagated through steps
-    t, t-1, ..., t-k2+1 and then dropped, so it reaches the parameters of those k2 steps,
-    the inputs ``xs[t-k2+1 .. t]`` and ``h0`` only when t - k2 + 1 <= 0. All terms use the
-    same forward pass (the weights of ``cache``). This is the truncated gradient the
-    book compares with the full one:
-
-    - ``k2 >= T`` gives exactly the full gradient of ``rnn_backward``;
-    - ``k2 = 1`` keeps only the direct effect of each step: with
-      da_t = dhs[t] * f'(a_t), dW_hh = sum_t da_t^T h_{t-1}, and so on.
-
-    It equals the sum, over the updates of Williams & Peng's scheme with k1 = 1, of
-    ``rnn_backward_segment`` (see ``truncated_bptt_segments``). Cost: O(T * k2) steps.
-
-    Parameters
-    ----------
-    dhs : ndarray, shape (T, B, H)
-    cache : dict
-        From ``rnn_forward``.
-    k2 : int
-        Truncation length, at least 1.
-
-    Returns
-    -------
-    dxs : ndarray, shape (T, B, I)
-    dh0 : ndarray, shape (B, H)
-    grads : dict
-    """
-    _check_cache(cache, "rnn", "rnn_forward")
-    _check_sequence_gradient("dhs", dhs, cache)
-    k2 = check_int("k2", k2, minimum=1)
-    steps = cache["steps"]
-    grads = _zero_grads(steps[0]["params"])
-    dxs = np.zeros((len(steps), *steps[0]["x"].shape), dtype=dhs.dtype)
-    dh0 = np.zeros_like(dhs[0])
-    for t in range(len(steps)):  # one loss term at a time
-        dh = dhs[t]
-        for s in range(t, max(t - k2, -1), -1):  # steps t, t-1, ..., t-k2+1
-            dx, dh, step_grads = _rnn_step_backward(dh, steps[s])
-            dxs[s] += dx
-            _add_grads(grads, step_grads)
-        if t - k2 + 1 <= 0:  # the window reached the initial state
-            dh0 += dh
-    return dxs, dh0, grads
-
-
-class TruncatedSegment(NamedTuple):
-    """One parameter update of truncated BPTT (Williams & Peng's BPTT(k2; k1))."""
-
-    #: The step (0-based) after which the update happens.
-    update_at: int
-    #: The steps whose loss terms enter this update (the block of k1 steps).
-    loss_steps: range
-    #: The steps the gradient flows through, the block and the k2 - k1 steps before it
-    #: (never before step 0).
-    backprop_steps: range
-
-
-def truncated_bptt_segments(T: int, k1: int, k2: int) -> list[TruncatedSegment]:
-    """The schedule of Williams & Peng's truncated BPTT: every k1 steps, backprop k2 steps.
-
-    The network reads the sequence forward without resetting its state. The steps are cut
-    into blocks of k1 (the last block may be shorter). After each block it updates its
-    parameters with the gradient of that block's loss terms, backpropagated through the
-    block and the k2 - k1 steps before it (never before step 0), and no further: a window
-    of k2 steps for a full block. A loss term therefore flows back between k2 - k1 + 1
-    and k2 steps (itself included), the latest terms of a block the furthest.
-
-    - k1 = k2 = k is the usual segment training, "detach the state every k steps": each
-      segment's loss flows back to the segment's start and no further.
-    - k1 = 1 updates after every step; summed over a fixed forward pass, these updates
-      equal ``rnn_backward_truncated(dhs, cache, k2)``.
-    - k1 = k2 = T is full BPTT, one update.
-
-    Parameters
-    ----------
-    T : int
-        Sequence length.
-    k1 : int
-        Steps between updates (1 <= k1 <= k2).
-    k2 : int
-        Steps of backpropagation per full block.
-
-    Returns
-    -------
-    list of TruncatedSegment
-        One per update, in time order.
-    """
-    T = check_int("T", T, minimum=1)
-    k1 = check_int("k1", k1, minimum=1)
-    k2 = check_int("k2", k2, minimum=1)
-    if k2 < k1:
-        raise ValueError(
-            f"k2 must be >= k1 (every loss term of a block must be backpropagated at least "
-            f"one step), got k1={k1}, k2={k2}"
-        )
-    segments = []
-    for start in range(0, T, k1):
-        end = min(start + k1, T) - 1
-        segments.append(TruncatedSegment(update_at=end, loss_steps=range(start, end + 1),
-                                         backprop_steps=range(max(0, start - (k2 - k1)),
-                                                              end + 1)))
-    return segments
-
-
-def rnn_backward_segment(dhs: np.ndarray, cache: Cache,
-                         segment: TruncatedSegment) -> tuple[np.ndarray, np.ndarray, Grads]:
-    """The gradient one update of truncated BPTT uses, on a fixed forward pass.
-
-    Only the loss terms of ``segment.loss_steps`` enter (``dhs`` elsewhere is ignored),
-    and their gradient flows through ``segment.backprop_steps`` only: the hidden state
-    entering the window is treated as a constant (``detach()`` in PyTorch).
-
-    Parameters
-    ----------
-    dhs : ndarray, shape (T, B, H)
-    cache : dict
-        From ``rnn_forward`` over the whole sequence.
-    segment : TruncatedSegment
-        From ``truncated_bptt_segments``.
-
-    Returns
-    -------
-    dxs : ndarray, shape (T, B, I)
-        Zero outside ``segment.backprop_steps``.
-    dh_start : ndarray, shape (B, H)
-        Gradient at the state entering the window (h0 when the window starts at step 0);
-        truncated BPTT throws it away.
-    grads : dict
-    """
-    _check_cache(cache, "rnn", "rnn_forward")
-    _check_sequence_gradient("dhs", dhs, cache)
-    steps = cache["steps"]
-    if not isinstance(segment, TruncatedSegment):
-        raise TypeError(f"segment must be a TruncatedSegment, got {describe(segment)}")
-    window, losses = segment.backprop_steps, segment.loss_steps
-    if (window.stop > len(steps) or window.start < 0 or window.step != 1
-            or not set(losses) <= set(window)):
-        raise ValueError(f"segment {segment} does not fit a sequence of length {len(steps)}")
-    grads = _zero_grads(steps[0]["params"])
-    dxs = np.zeros((len(steps), *steps[0]["x"].shape), dtype=dhs.dtype)
-    dh = np.zeros_like(dhs[0])
-    for t in reversed(window):
-        dh_total = dh + dhs[t] if t in losses else dh
-        dxs[t], dh, step_grads = _rnn_step_backward(dh_total, steps[t])
-        _add_grads(grads, step_grads)
-    return dxs, dh, grads
 
 
 # --------------------------------------------------------------------------------------
@@ -906,129 +758,20 @@ def gru_backward(dhs: np.ndarray, cache: Cache) -> tuple[np.ndarray, np.ndarray,
     return dxs, dh, grads
 
 
-# --------------------------------------------------------------------------------------
-# Moving weights between numpy and torch
-# --------------------------------------------------------------------------------------
+_ELSEWHERE = {**dict.fromkeys(("rnn_backward_truncated", "TruncatedSegment",
+                                "truncated_bptt_segments", "rnn_backward_segment"),
+                               "truncated_bptt"),
+              **dict.fromkeys(("params_from_torch", "params_to_torch", "load_into_torch"),
+                              "torch_weights")}
 
 
-def _torch_parameter_names(module: Any) -> dict[str, str]:
-    """Map the book's names to the names of ``module``'s parameters (with or without _l0)."""
-    import torch
+def __getattr__(name: str) -> Any:
+    """Truncated BPTT and the weight conversions under this module's name too.
 
-    if isinstance(module, torch.nn.RNNBase):
-        problems = []
-        if module.num_layers != 1:
-            problems.append(f"num_layers={module.num_layers} (expected 1)")
-        if module.bidirectional:
-            problems.append("bidirectional=True (expected False)")
-        if getattr(module, "proj_size", 0):
-            problems.append(f"proj_size={module.proj_size} (expected 0)")
-        if problems:
-            raise ValueError(f"module must be a one-layer unidirectional {type(module).__name__}"
-                             f" without projection, got {', '.join(problems)}")
-    names = {name for name, _ in module.named_parameters()}
-    return _match_names("module", names)
-
-
-def _match_names(argument: str, names: set[str]) -> dict[str, str]:
-    for suffix in ("", "_l0"):
-        if {name + suffix for name in PARAM_NAMES} == names:
-            return {name: name + suffix for name in PARAM_NAMES}
-    raise ValueError(
-        f"{argument} must hold exactly the parameters {list(PARAM_NAMES)} (optionally with "
-        f"the suffix _l0: a one-layer, unidirectional RNN/LSTM/GRU with bias=True), "
-        f"got {sorted(names)}"
-    )
-
-
-def params_from_torch(source: Any) -> dict[str, np.ndarray]:
-    """Copy the weights of a torch RNN/LSTM/GRU (or a cell, or a state dict) to numpy.
-
-    Parameters
-    ----------
-    source : torch.nn.Module or dict of tensors
-        A one-layer unidirectional ``nn.RNN``/``nn.LSTM``/``nn.GRU`` (names ending in
-        ``_l0``), an ``nn.RNNCell``/``nn.LSTMCell``/``nn.GRUCell`` or any module with the
-        same four parameters, or a state dict of one of them.
-
-    Returns
-    -------
-    dict
-        ``weight_ih``, ``weight_hh``, ``bias_ih``, ``bias_hh`` as new numpy arrays with the
-        torch dtype (float32 stays float32).
+    Looked up when first asked for, because those modules build on this one.
     """
-    import torch
+    if name in _ELSEWHERE:
+        import importlib
 
-    if isinstance(source, torch.nn.Module):
-        names = _torch_parameter_names(source)
-        tensors = dict(source.named_parameters())
-    elif isinstance(source, Mapping):
-        names = _match_names("source", {str(name) for name in source})
-        tensors = source
-    else:
-        raise TypeError(
-            f"source must be a torch.nn.Module or a state dict, got {describe(source)}"
-        )
-    params = {}
-    for name, torch_name in names.items():
-        tensor = tensors[torch_name]
-        if not isinstance(tensor, torch.Tensor):
-            raise TypeError(f"source[{torch_name!r}] must be a torch.Tensor, "
-                            f"got {describe(tensor)}")
-        if tensor.dtype not in (torch.float32, torch.float64):
-            raise TypeError(f"source[{torch_name!r}] must be float32 or float64, "
-                            f"got {tensor.dtype}")
-        params[name] = tensor.detach().cpu().numpy().copy()
-    _check_params(params, None)
-    return params
-
-
-def _kind_of(params: Params) -> str:
-    rows, hidden_size = params["weight_hh"].shape
-    for kind, gates in GATES.items():
-        if rows == gates * hidden_size:
-            return kind
-    raise ValueError(
-        f"params['weight_hh'] must have shape (G*H, H) with G in {{1, 3, 4}}, "
-        f"got {params['weight_hh'].shape}"
-    )
-
-
-def params_to_torch(params: Params) -> dict[str, Any]:
-    """Copy numpy ``params`` to new torch tensors with the same keys, shapes and dtype."""
-    import torch
-
-    _check_params(params, None)
-    return {name: torch.from_numpy(np.array(params[name])) for name in PARAM_NAMES}
-
-
-def load_into_torch(params: Params, module: Any) -> Any:
-    """Copy numpy ``params`` into a torch module's parameters, in place, and return it.
-
-    ``module`` is a one-layer unidirectional ``nn.RNN``/``nn.LSTM``/``nn.GRU``, a cell, or
-    any module with the four parameters. Shapes and dtype must match exactly (call
-    ``module.double()`` for float64 params): the copy is exact, never a silent cast.
-    """
-    import torch
-
-    if not isinstance(module, torch.nn.Module):
-        raise TypeError(f"module must be a torch.nn.Module, got {describe(module)}")
-    _check_params(params, None)
-    names = _torch_parameter_names(module)
-    targets = dict(module.named_parameters())
-    for name, torch_name in names.items():
-        target, value = targets[torch_name], params[name]
-        if tuple(target.shape) != value.shape:
-            raise ValueError(
-                f"params['{name}'] has shape {value.shape} but {type(module).__name__}."
-                f"{torch_name} has shape {tuple(target.shape)}"
-            )
-        if target.dtype != torch.from_numpy(value[:0]).dtype:
-            raise TypeError(
-                f"params['{name}'] is {value.dtype} but {type(module).__name__}.{torch_name} is "
-                f"{target.dtype}; convert one of them first (module.double() or .astype)"
-            )
-    with torch.no_grad():
-        for name, torch_name in names.items():
-            targets[torch_name].copy_(torch.from_numpy(params[name]))
-    return module
+        return getattr(importlib.import_module(f"{__package__}.{_ELSEWHERE[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
