@@ -16,8 +16,8 @@ import torch.autograd.forward_ad as forward_ad
 from torch import nn
 from torch.autograd import gradcheck, gradgradcheck
 
+from throughtime import torch_bptt
 from throughtime import torch_cells as tc
-from throughtime import torch_layers
 
 DTYPE = torch.float64
 TOLERANCE = 1e-9
@@ -232,13 +232,13 @@ def test_forward_mode_equals_torch(kind):
 
 def test_hand_derived_backward_runs_unless_a_graph_or_vmap_needs_the_other(monkeypatch):
     calls = []
-    recompute = torch_layers._gradients_by_autograd
+    recompute = torch_bptt._gradients_by_autograd
 
     def spy(*args, **kwargs):
         calls.append(1)
         return recompute(*args, **kwargs)
 
-    monkeypatch.setattr(torch_layers, "_gradients_by_autograd", spy)
+    monkeypatch.setattr(torch_bptt, "_gradients_by_autograd", spy)
     for layer_class in (tc.RNN, tc.LSTM, tc.GRU):
         layer = layer_class(2, 3, num_layers=2, bidirectional=True, dtype=DTYPE)
         x = torch.randn(4, 2, 2, dtype=DTYPE, requires_grad=True)
