@@ -408,7 +408,7 @@ _COLUMNS = ("i", "f", "g", "o", "c")
 
 def draw_state(recording: Mapping[str, np.ndarray], t: int, *, batch_index: int = 0,
                unit: int | None = None, marked: Sequence[int] = (),
-               figsize: tuple[float, float] = (7.0, 3.2)) -> Any:
+               figsize: tuple[float, float] = (5.4, 3.2)) -> Any:
     """Draw one sequence's LSTM over time, with step ``t`` picked out.
 
     The live explorer of the LSTM chapter calls this whenever its slider moves; it reads
@@ -496,7 +496,7 @@ def draw_state(recording: Mapping[str, np.ndarray], t: int, *, batch_index: int 
         ax.axvline(t + 1, color="black", linewidth=1.0)
     gates_ax.set_ylim(-0.05, 1.05)
     gates_ax.set_ylabel("gate")
-    gates_ax.legend(loc="center left", fontsize=7, frameon=False)
+    gates_ax.legend(loc="center left", fontsize=10, frameon=False)
     gates_ax.tick_params(labelbottom=False)
     cells_ax.set_xlabel("step $t$")
     cells_ax.set_xlim(0.5, steps + 0.5)
@@ -513,7 +513,7 @@ def draw_state(recording: Mapping[str, np.ndarray], t: int, *, batch_index: int 
         heat_ax.annotate("", xy=(-0.5, unit), xytext=(-1.3, unit), annotation_clip=False,
                          arrowprops={"arrowstyle": "-|>", "color": COLORS["hidden"]})
     heat_ax.set_ylabel("unit")
-    heat_ax.set_title(f"step $t$ = {t + 1}", fontsize=9)
+    heat_ax.set_title(f"step $t$ = {t + 1}", fontsize=10)
     heat_ax.grid(False)
     figure.colorbar(image, ax=heat_ax, shrink=0.8, ticks=[-1, 0, 1])
     return figure

@@ -586,7 +586,7 @@ def draw_recurrence_comparison(ax: Any, result: RecurrenceComparison, *,
     ax.set_xlabel("training step")
     ax.set_ylabel(result.task.score_name)
     if legend:
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=10)
     return ax
 
 
@@ -623,5 +623,5 @@ def draw_scan_schedule(ax: Any, length: int, algorithm: str, *, color: str = "#0
         names = {"sequential": "loop", "hillis_steele": "Hillis–Steele",
                  "blelloch": "Blelloch"}
         ax.set_title(f"{names[algorithm]}, T = {length}\ndepth {cost.depth}, "
-                     f"work {cost.work}", fontsize=9)
+                     f"work {cost.work}", fontsize=10)
     return ax

@@ -172,7 +172,7 @@ def _arrow(ax: Axes, start: tuple[float, float], end: tuple[float, float],
     if label is not None:
         middle = ((start[0] + end[0]) / 2 + label_offset[0],
                   (start[1] + end[1]) / 2 + label_offset[1])
-        ax.text(*middle, label, ha="center", va="center", fontsize=9, color=color)
+        ax.text(*middle, label, ha="center", va="center", fontsize=10, color=color)
 
 
 # --------------------------------------------------------------------------------------
@@ -199,10 +199,10 @@ def _draw_folded(ax: Axes) -> None:
            connectionstyle="arc3,rad=-0.6")
     _arrow(ax, (delay[0], ROW_H - 0.2), (BOX_WIDTH / 2, ROW_H - 0.12),
            connectionstyle="arc3,rad=-0.6")
-    ax.text(delay[0] - 0.05, ROW_H + 0.6, "$h_t$", ha="center", va="center", fontsize=9,
+    ax.text(delay[0] - 0.05, ROW_H + 0.6, "$h_t$", ha="center", va="center", fontsize=10,
             color=COLORS["muted"])
     ax.text(delay[0] - 0.05, ROW_H - 0.62, "$W_{hh}\\, h_{t-1}$", ha="center", va="center",
-            fontsize=9)
+            fontsize=10)
     ax.set_xlim(-0.8, 1.8)
     ax.set_ylim(ROW_X - 0.5, ROW_Y + 0.5)
 
@@ -343,7 +343,7 @@ def draw_io_patterns(steps: int = 4) -> Figure:
         ([True] * steps, [True] * steps, False),
         ([True] * reads + [False] * emits, [False] * reads + [True] * emits, True),
     ]
-    fig = plt.figure(figsize=(FIGSIZE[0] + 0.5, 3.9))
+    fig = plt.figure(figsize=(FIGSIZE[0] + 0.2, 3.9))
     grid = fig.add_gridspec(2, 3, height_ratios=[1, 1.1])
     axes = [fig.add_subplot(grid[0, column]) for column in range(3)]
     axes.append(fig.add_subplot(grid[1, :]))
@@ -353,7 +353,7 @@ def draw_io_patterns(steps: int = 4) -> Figure:
     encoder_decoder = axes[-1]
     for name, first, last in (("encoder", 0, reads - 1), ("decoder", reads, reads + emits - 1)):
         encoder_decoder.text((first + last) / 2 * STEP, ROW_X - 0.55, name, ha="center",
-                             va="top", fontsize=9, color=COLORS["muted"])
+                             va="top", fontsize=10, color=COLORS["muted"])
     encoder_decoder.set_ylim(ROW_X - 0.95, ROW_Y + 0.5)
     # The same scale as the panels above: the wide panel spans three of their widths.
     middle, half_width = (reads + emits - 1) * STEP / 2, 1.5 * ((steps - 1) * STEP + 1.2)
@@ -406,7 +406,7 @@ def draw_gradient_norm_curve(ax: Any, curve: GradientNormCurve, *, show_bound: b
     if title:
         ax.set_title(f"{curve.activation}, $\\|W_{{hh}}\\|_2$ = {curve.scale:g}: "
                      f"rate {curve.measured_rate:+.2f} (bound {curve.bound_rate:+.2f})",
-                     fontsize=9)
+                     fontsize=10)
     return ax
 
 
@@ -455,13 +455,13 @@ def gradient_norm_small_multiples(scales: Sequence[float] = (0.5, 1.0, 2.0, 4.0)
                                         **curve_options)
             draw_gradient_norm_curve(ax, curve, title=False)
             ax.text(0.04, 0.05, f"rate {curve.measured_rate:+.2f}\nbound {curve.bound_rate:+.2f}",
-                    transform=ax.transAxes, fontsize=6.5, va="bottom",
+                    transform=ax.transAxes, fontsize=10, va="bottom",
                     bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "alpha": 0.85,
                           "edgecolor": "none"})
             ax.set_xlabel("$T - t$" if row == len(activations) - 1 else "")
             ax.set_ylabel(activation if column == 0 else "")
             if row == 0:
-                ax.set_title(f"$\\|W_{{hh}}\\|_2$ = {scale:g}", fontsize=9)
+                ax.set_title(f"$\\|W_{{hh}}\\|_2$ = {scale:g}", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -541,7 +541,7 @@ def draw_comparison(ax: Any, comparison: Comparison, *, legend: bool = True,
     if title:
         ax.set_title(task.label)
     if legend:
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=10)
     return ax
 
 
@@ -577,7 +577,7 @@ def comparison_small_multiples(comparisons: Sequence[Comparison], *, columns: in
     if clipped:
         handles.append(plt.Line2D([], [], color="black", marker="v", linestyle="none",
                                   label="below the axis (diverged)"))
-    fig.legend(handles=handles, loc="lower center", ncols=len(handles), fontsize=8,
+    fig.legend(handles=handles, loc="lower center", ncols=len(handles), fontsize=10,
                bbox_to_anchor=(0.5, -0.02))
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig
