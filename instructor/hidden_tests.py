@@ -3,8 +3,9 @@
 Instructor-only: this folder is not part of the installed `throughtime` package, `make
 assignments` leaves it out of the student edition, and the website does not build it.
 
-Every code exercise that calls a check of `throughtime.checks` or `throughtime.text_checks`
-(`checks.graded_checks()` lists both), or defines a function `f` for which a check
+Every code exercise that calls a check of `throughtime.checks`, `throughtime.text_checks`,
+`throughtime.seq2seq_checks` or `throughtime.scan_checks` (`checks.graded_checks()` lists
+them all), or defines a function `f` for which a check
 `check_f` exists, is graded by that check on hidden cases: inputs drawn
 from the course's private seed, with the sizes below. A check missing from `SIZES` uses the
 sizes of its public cases with the private seed, so a new exercise is covered as soon as it
@@ -53,6 +54,14 @@ SIZES: dict[str, list] = {
     # (N, V, scale of the logits): a few and many characters, and logits large enough that
     # exp overflows in most draws without the max subtracted (and 2 ** bits stays finite)
     "check_bits_and_perplexity": [(60, 9, 1.5), (300, 40, 3.0), (3, 5, 0.5), (30, 11, 250.0)],
+    # (T, B, I, H): one step and one unit too
+    "check_bidirectional_gru": [(5, 2, 3, 4), (1, 1, 1, 1), (7, 3, 2, 3)],
+    # (K hypotheses, V tokens, beam width): one hypothesis, and a width of all K V candidates
+    "check_beam_step": [(2, 7, 4), (5, 8, 3), (1, 3, 3), (3, 5, 15)],
+    # the arrays' shape
+    "check_combine": [(4,), (3, 2), (2, 3, 4)],
+    # (T, B, H): T = 1, a power of two, and lengths that are not
+    "check_hillis_steele": [(1, 1, 1), (9, 2, 3), (16, 1, 2), (7, 3, 1)],
 }
 
 POINTS: dict[str, float] = {}

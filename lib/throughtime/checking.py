@@ -575,6 +575,14 @@ class _Spec:
     allowed: str = ""           # what the student may use from the library
     holds: str = ""             # the cache the exercise asks for, in words
     select: Callable[..., tuple] | None = None  # select(sizes, **options) -> sizes
+    prepare: Callable[[Callable], Callable] | None = None  # wraps the student's function
+    refuse_copies: bool = True  # False where a right answer is one line, like the library's
+
+    def prepared(self, fn: Callable) -> Callable:
+        """The student's ``fn`` as the check calls it (``prepare`` applied, if any)."""
+        if self.prepare is None:
+            return fn
+        return functools.update_wrapper(self.prepare(fn), fn, updated=())
 
     def cases(self, seed: int | Sequence[int], sizes: Sequence | None = None,
               **options: Any) -> list[Case]:
@@ -721,6 +729,8 @@ def _refuse_library(spec: _Spec, fn: Callable) -> None:
         raise CheckFailed(f"{spec.check}: the function you passed is {dotted}, the library's "
                           "own, which the check compares with. Write your own "
                           f"{spec.role} in the exercise cell and pass that.")
+    if not spec.refuse_copies:
+        return
     try:
         source = textwrap.dedent(inspect.getsource(fn))
     except (OSError, TypeError):
@@ -798,17 +808,19 @@ class Verdict:
 
 def _registered() -> tuple[dict[str, _Spec], dict[str, _Spec]]:
     """The specs of ``throughtime.checks`` and of the book's other check modules (the
-    language-model exercises of ``throughtime.text_checks``), imported when first needed:
-    those modules import this one."""
-    from . import checks, text_checks
+    language-model exercises of ``throughtime.text_checks``, the bidirectional and
+    beam-search ones of ``throughtime.seq2seq_checks``, the scan's of
+    ``throughtime.scan_checks``), imported when first needed: those modules import this one."""
+    from . import checks, scan_checks, seq2seq_checks, text_checks
 
-    return checks._SPECS, text_checks._SPECS
+    return checks._SPECS, {**text_checks._SPECS, **seq2seq_checks._SPECS, **scan_checks._SPECS}
 
 
 def graded_checks() -> tuple[str, ...]:
     """The names of every check a grader can run: ``throughtime.checks.CHECKS`` and those
-    of ``throughtime.text_checks``; ``hidden_cases``, ``run_cases``, ``judge_cases``,
-    ``hidden_check`` and ``copied_from_library`` accept each of them."""
+    of ``text_checks``, ``seq2seq_checks`` and ``scan_checks``; ``hidden_cases``,
+    ``run_cases``, ``judge_cases``, ``hidden_check`` and ``copied_from_library`` accept each
+    of them."""
     own, others = _registered()
     return tuple(own) + tuple(others)
 
@@ -849,7 +861,7 @@ def run_cases(check: str, cases: Sequence[Mapping[str, Any]], fn: Callable,
                    f"the check compares with, not your own {spec.role}.")
         return [{"error": message, "outputs": None, "forward_outputs": None, "mutated": [],
                  "called": []} for _ in cases]
-    return [_run_one(spec, case, fn, forward) for case in cases]
+    return [_run_one(spec, case, spec.prepared(fn), forward) for case in cases]
 
 
 def judge_cases(check: str, cases: Sequence[Case],
@@ -891,7 +903,8 @@ def _run_check(check: str, fn: Any, *, forward: Any = None, seed: Any = _SEED,
     _refuse_library(spec, fn)
     cases = spec.cases(seed, sizes, **options)
     verdict = judge_cases(check, cases,
-                          [_run_one(spec, case.public, fn, forward) for case in cases])
+                          [_run_one(spec, case.public, spec.prepared(fn), forward)
+                           for case in cases])
     if not verdict.passed:
         raise CheckFailed(verdict.message)
     return verdict.message

@@ -18,24 +18,22 @@ names, for graders.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from .checks import (
+from . import checks
+from .checks import (  # noqa: F401  (the grader's entry points, re-exported)
     Case,
     CheckFailed,
-    Verdict,
-    _judge_one,
-    _library_function,
     _public,
-    _refuse_library,
-    _require_callable,
-    _run_one,
     _Spec,
+    hidden_cases,
+    hidden_check,
+    judge_cases,
+    run_cases,
 )
-from .checks import _passed_line as passed_line
 from .linear_recurrence import combine, scan_sequential
 
 __all__ = [
@@ -158,7 +156,10 @@ _SPECS: dict[str, _Spec] = {spec.check: spec for spec in (
           ("decay", "increment"), "decay and increment", _combine_case,
           ((3,), (2, 4), (5, 3)),
           ("throughtime.linear_recurrence.combine",),
-          allowed="numpy's elementwise operations are fine"),
+          allowed="numpy's elementwise operations are fine",
+          # The answer is one line, so a right one is always "a copy" of the library's:
+          # refuse only the library's function itself.
+          refuse_copies=False),
     _Spec("check_hillis_steele", "hillis_steele", ("decay", "increment"), ("states",),
           "states", _scan_case, ((1, 2, 3), (2, 1, 2), (5, 2, 3), (8, 1, 4), (13, 3, 2)),
           ("throughtime.linear_recurrence.scan_hillis_steele",
@@ -171,83 +172,12 @@ CHECKS = tuple(_SPECS)
 """The names of this module's checks, for graders."""
 
 
-# The entry points, as in throughtime.checks -----------------------------------------------
+# The entry points are throughtime.checks' own, which know this module's checks too; only the
+# public cases' seed is this module's.
 
 
-def _spec(check: str) -> _Spec:
-    if check not in _SPECS:
-        raise ValueError(f"check must be one of {sorted(_SPECS)}, got {check!r}")
-    return _SPECS[check]
-
-
-def hidden_cases(check: str, seed: int | Sequence[int], sizes: Sequence | None = None
-                 ) -> list[Case]:
-    """The cases of ``check`` drawn from ``seed`` (a course's private seed, for grading)."""
-    return _spec(check).cases(seed, sizes)
-
-
-def run_cases(check: str, cases: Sequence[Mapping[str, Any]], fn: Callable
-              ) -> list[dict[str, Any]]:
-    """Call the student's ``fn`` on every case (``Case.public``); no expected value needed."""
-    spec = _spec(check)
-    dotted = _library_function(fn, spec)
-    if dotted is not None:
-        message = (f"{check}: the function handed in is {dotted}, the library's own, which "
-                   f"the check compares with, not your own {spec.role}.")
-        return [{"error": message, "outputs": None, "forward_outputs": None, "mutated": [],
-                 "called": []} for _ in cases]
-    return [_run_one(spec, case, fn, None) for case in cases]
-
-
-def judge_cases(check: str, cases: Sequence[Case],
-                outcomes: Sequence[Mapping[str, Any]]) -> Verdict:
-    """Judge the outcomes of ``run_cases`` against the cases' answers (never raises)."""
-    spec = _spec(check)
-    if len(outcomes) != len(cases):
-        return Verdict(False, f"{check}: the grader got {len(outcomes)} results for "
-                              f"{len(cases)} cases; the submission's run was cut short.")
-    worst = 0.0
-    for case, outcome in zip(cases, outcomes, strict=True):
-        try:
-            error, _ = _judge_one(spec, case, outcome)
-        except CheckFailed as failure:
-            return Verdict(False, str(failure))
-        except Exception as error:  # noqa: BLE001  (a forged or truncated outcome)
-            return Verdict(False, f"{check}: the grader could not read what your "
-                                  f"{spec.role} returned on {case.label} "
-                                  f"({type(error).__name__}).")
-        worst = max(worst, error)
-    return Verdict(True, passed_line(check, spec.what, len(cases), worst))
-
-
-def _run_check(check: str, fn: Any, *, seed: Any = _SEED, sizes: Sequence | None = None) -> str:
-    spec = _spec(check)
-    _require_callable(check, fn, spec.role)
-    if check == "check_combine":
-        # The answer is one line, so a right one is always "a copy" of the library's:
-        # refuse only the library's function itself.
-        dotted = _library_function(fn, spec)
-        if dotted is not None:
-            raise CheckFailed(f"{check}: the function you passed is {dotted}, the library's "
-                              "own, which the check compares with. Write your own combine "
-                              "in the exercise cell and pass that.")
-    else:
-        _refuse_library(spec, fn)
-    cases = spec.cases(seed, sizes)
-    verdict = judge_cases(check, cases, [_run_one(spec, case.public, fn, None)
-                                         for case in cases])
-    if not verdict.passed:
-        raise CheckFailed(verdict.message)
-    return verdict.message
-
-
-def hidden_check(check: str, fn: Callable, *, seed: int | Sequence[int],
-                 sizes: Sequence | None = None) -> str:
-    """Run ``check`` on the cases of a private ``seed``, in this process (for Otter)."""
-    try:
-        return _run_check(check, fn, seed=seed, sizes=sizes)
-    except CheckFailed as failure:
-        raise CheckFailed(str(failure)) from None
+def _run_check(check: str, fn: Any) -> str:
+    return checks._run_check(check, fn, seed=_SEED)
 
 
 @_public

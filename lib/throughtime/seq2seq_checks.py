@@ -18,26 +18,22 @@ names, for graders.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
-from . import numpy_cells
-from .checks import (
+from . import checks, numpy_cells
+from .checks import (  # noqa: F401  (the grader's entry points, re-exported)
     Case,
     CheckFailed,
-    Verdict,
-    _judge_one,
-    _library_function,
     _public,
-    _refuse_library,
-    _require_callable,
-    _run_one,
     _Spec,
+    hidden_cases,
+    hidden_check,
+    judge_cases,
+    run_cases,
 )
-from .checks import _passed_line as passed_line
 from .seq2seq import beam_step
 from .stacking import bidirectional_layer
 
@@ -201,89 +197,20 @@ _SPECS: dict[str, _Spec] = {spec.check: spec for spec in (
           ("new_scores", "parents", "tokens"), "new_scores, parents and tokens", _beam_case,
           ((1, 5, 3), (3, 7, 3), (4, 6, 2), (2, 13, 5), (3, 4, 12)),
           ("throughtime.seq2seq.beam_step", "throughtime.seq2seq.beam_search"),
-          allowed="numpy's argsort, sort and argmax are fine"),
+          allowed="numpy's argsort, sort and argmax are fine", prepare=_indices_as_floats),
 )}
 
 CHECKS = tuple(_SPECS)
 """The names of this module's checks, for graders."""
 
-_WRAP = {"check_beam_step": _indices_as_floats}
 
 
-# The entry points, as in throughtime.checks -----------------------------------------------
+# The entry points are throughtime.checks' own, which know this module's checks too; only the
+# public cases' seed is this module's.
 
 
-def _spec(check: str) -> _Spec:
-    if check not in _SPECS:
-        raise ValueError(f"check must be one of {sorted(_SPECS)}, got {check!r}")
-    return _SPECS[check]
-
-
-def _prepared(check: str, fn: Callable) -> Callable:
-    wrap = _WRAP.get(check)
-    return fn if wrap is None else functools.update_wrapper(wrap(fn), fn, updated=())
-
-
-def hidden_cases(check: str, seed: int | Sequence[int], sizes: Sequence | None = None
-                 ) -> list[Case]:
-    """The cases of ``check`` drawn from ``seed`` (a course's private seed, for grading)."""
-    return _spec(check).cases(seed, sizes)
-
-
-def run_cases(check: str, cases: Sequence[Mapping[str, Any]], fn: Callable
-              ) -> list[dict[str, Any]]:
-    """Call the student's ``fn`` on every case (``Case.public``); no expected value needed."""
-    spec = _spec(check)
-    dotted = _library_function(fn, spec)
-    if dotted is not None:
-        message = (f"{check}: the function handed in is {dotted}, the library's own, which "
-                   f"the check compares with, not your own {spec.role}.")
-        return [{"error": message, "outputs": None, "forward_outputs": None, "mutated": [],
-                 "called": []} for _ in cases]
-    return [_run_one(spec, case, _prepared(check, fn), None) for case in cases]
-
-
-def judge_cases(check: str, cases: Sequence[Case],
-                outcomes: Sequence[Mapping[str, Any]]) -> Verdict:
-    """Judge the outcomes of ``run_cases`` against the cases' answers (never raises)."""
-    spec = _spec(check)
-    if len(outcomes) != len(cases):
-        return Verdict(False, f"{check}: the grader got {len(outcomes)} results for "
-                              f"{len(cases)} cases; the submission's run was cut short.")
-    worst = 0.0
-    for case, outcome in zip(cases, outcomes, strict=True):
-        try:
-            error, _ = _judge_one(spec, case, outcome)
-        except CheckFailed as failure:
-            return Verdict(False, str(failure))
-        except Exception as error:  # noqa: BLE001  (a forged or truncated outcome)
-            return Verdict(False, f"{check}: the grader could not read what your "
-                                  f"{spec.role} returned on {case.label} "
-                                  f"({type(error).__name__}).")
-        worst = max(worst, error)
-    return Verdict(True, passed_line(check, spec.what, len(cases), worst))
-
-
-def _run_check(check: str, fn: Any, *, seed: Any = _SEED, sizes: Sequence | None = None) -> str:
-    spec = _spec(check)
-    _require_callable(check, fn, spec.role)
-    _refuse_library(spec, fn)
-    cases = spec.cases(seed, sizes)
-    prepared = _prepared(check, fn)
-    verdict = judge_cases(check, cases, [_run_one(spec, case.public, prepared, None)
-                                         for case in cases])
-    if not verdict.passed:
-        raise CheckFailed(verdict.message)
-    return verdict.message
-
-
-def hidden_check(check: str, fn: Callable, *, seed: int | Sequence[int],
-                 sizes: Sequence | None = None) -> str:
-    """Run ``check`` on the cases of a private ``seed``, in this process (for Otter)."""
-    try:
-        return _run_check(check, fn, seed=seed, sizes=sizes)
-    except CheckFailed as failure:
-        raise CheckFailed(str(failure)) from None
+def _run_check(check: str, fn: Any) -> str:
+    return checks._run_check(check, fn, seed=_SEED)
 
 
 @_public
