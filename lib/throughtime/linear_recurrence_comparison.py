@@ -1,6 +1,6 @@
 """Linear-recurrent against gated recurrent networks, at an equal parameter count, side by side.
 
-The tasks are those of ``comparison.make_task`` (the adding problem, number agreement and
+The tasks are those of ``tasks.make_task`` (the adding problem, number agreement and
 the counting language a^n b^n). Every model is a recurrent layer (or two) and a linear
 read-out; every kind gets the parameter count of an LSTM with ``lstm_hidden_size`` units.
 
@@ -10,7 +10,7 @@ read-out; every kind gets the parameter count of an LSTM with ``lstm_hidden_size
   exactly as ``MinNetwork`` after ``torch.manual_seed(seeds[k])``; nothing connects two
   networks, and each is clipped by its own gradient norm, so each trains as it would alone.
 - ``gated_ensemble``: the same for ``torch.nn.LSTM`` and ``torch.nn.GRU`` networks
-  (``comparison.Ensemble``, block-diagonal weights).
+  (``ensembles.Ensemble``, block-diagonal weights).
 - ``train_side_by_side``: the one training loop for every kind: Adam, a fresh batch per
   step from ``numpy.random.default_rng([seed, 1])`` (so networks with the same seed see
   the same batches whatever their kind), clipping by each network's own global norm, test
@@ -92,7 +92,7 @@ def model_parameters(kind: str, input_size: int, hidden_size: int, output_size: 
     """Parameters of a model of ``kind``: its layer(s) and a linear read-out O (H + 1).
 
     LSTM and GRU: G H (I + H + 2) with PyTorch's two bias vectors
-    (``comparison.parameter_count``). minGRU and minLSTM: G H (I + 1) for the first layer
+    (``measure.parameter_count``). minGRU and minLSTM: G H (I + 1) for the first layer
     and G H (H + 1) for a second (``linear_recurrence.min_parameter_count``).
     """
     layer, layers = MODEL_KINDS[_check_kind(kind)]
@@ -196,7 +196,7 @@ class MinEnsemble(nn.Module):
     ``head_weight`` (K, O, H), ``head_bias`` (K, O). Network k is initialised exactly as
     ``MinNetwork(kind, I, H, O, ...)`` built after ``torch.manual_seed(seeds[k])``;
     ``network(k)`` returns it as a standalone module. The interface is that of
-    ``comparison.Ensemble``: inputs (T, B, K I), outputs (B, K, O) or (T, B, K, O),
+    ``ensembles.Ensemble``: inputs (T, B, K I), outputs (B, K, O) or (T, B, K, O),
     ``stack_inputs`` and ``clip_per_network``.
     """
 
@@ -296,10 +296,10 @@ class MinEnsemble(nn.Module):
 def gated_ensemble(kind: str, seeds: Sequence[int], input_size: int, hidden_size: int,
                    output_size: int, *, per_step: bool = False,
                    keep_bias: float | None = None) -> cmp.Ensemble:
-    """K ``torch.nn.LSTM`` or ``torch.nn.GRU`` networks side by side (``comparison.Ensemble``).
+    """K ``torch.nn.LSTM`` or ``torch.nn.GRU`` networks side by side (``ensembles.Ensemble``).
 
     ``keep_bias`` sets the effective bias of the gate that keeps the state in every network:
-    the LSTM's forget gate or the GRU's update gate (``comparison.Ensemble``'s
+    the LSTM's forget gate or the GRU's update gate (``ensembles.Ensemble``'s
     ``forget_bias`` and ``update_bias``, which ``gates.set_forget_bias`` and
     ``gates.set_update_bias`` apply); None keeps PyTorch's initialisation.
     """
@@ -330,7 +330,7 @@ def evaluate_side_by_side(model: nn.Module, task: cmp.Task, data: tuple[Any, Any
                           ) -> tuple[np.ndarray, np.ndarray]:
     """Scores and losses (K,) of every network on ``data`` = (inputs, targets, mask)."""
     if not isinstance(task, cmp.Task):
-        raise TypeError(f"task must be a comparison.Task (from make_task), got {describe(task)}")
+        raise TypeError(f"task must be a tasks.Task (from tasks.make_task), got {describe(task)}")
     device = next(model.parameters()).device
     inputs, targets, mask = (_to(part, device) for part in data)
     was_training = model.training
@@ -347,11 +347,11 @@ def evaluate_side_by_side(model: nn.Module, task: cmp.Task, data: tuple[Any, Any
 def train_side_by_side(model: nn.Module, task: cmp.Task, *, steps: int, batch_size: int = 64,
                        lr: float = 0.01, max_norm: float = 1.0, evaluations: int = 4,
                        test: tuple[Any, Any, Any] | None = None) -> tuple[list[int], np.ndarray]:
-    """Train the K networks of ``model`` (``MinEnsemble`` or ``comparison.Ensemble``) in place.
+    """Train the K networks of ``model`` (``MinEnsemble`` or ``ensembles.Ensemble``) in place.
 
     Each step draws one batch per network from ``default_rng([seed, 1])``, computes the
     sum of the K losses (each network's gradient is its own loss's), zeroes the gradients
-    between networks (``mask_gradients``, for ``comparison.Ensemble``), clips each
+    between networks (``mask_gradients``, for ``ensembles.Ensemble``), clips each
     network's gradient by its own global norm and takes one Adam step. The test set
     (``task.test()`` unless ``test`` is given) is scored at ``evaluations`` checkpoints
     spread evenly, the last after the last step.
@@ -363,7 +363,7 @@ def train_side_by_side(model: nn.Module, task: cmp.Task, *, steps: int, batch_si
     scores : ndarray, shape (len(checkpoints), K)
     """
     if not isinstance(task, cmp.Task):
-        raise TypeError(f"task must be a comparison.Task (from make_task), got {describe(task)}")
+        raise TypeError(f"task must be a tasks.Task (from tasks.make_task), got {describe(task)}")
     steps = check_int("steps", steps, minimum=1)
     batch_size = check_int("batch_size", batch_size, minimum=1)
     lr = check_real("lr", lr, positive=True)
@@ -405,7 +405,7 @@ class RecurrenceComparison:
 
     Attributes
     ----------
-    task : comparison.Task
+    task : tasks.Task
     seeds : tuple of int
     hidden_sizes, parameters : dict
         H and the model's parameter count of each kind.
@@ -487,7 +487,7 @@ def compare_recurrences(task: cmp.Task, *, kinds: Iterable[str] = ("LSTM", "GRU"
     RecurrenceComparison
     """
     if not isinstance(task, cmp.Task):
-        raise TypeError(f"task must be a comparison.Task (from make_task), got {describe(task)}")
+        raise TypeError(f"task must be a tasks.Task (from tasks.make_task), got {describe(task)}")
     kinds = [_check_kind(kind) for kind in kinds]
     seeds = tuple(check_int("seed", seed, minimum=0) for seed in seeds)
     if not kinds or not seeds:
