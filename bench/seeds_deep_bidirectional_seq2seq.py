@@ -40,22 +40,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from kernels import SETTINGS, kernel_environment  # bench/kernels.py
 
 ROOT = Path(__file__).resolve().parents[1]
-SETTINGS: dict[str, dict[str, str]] = {
-    "native": {},
-    "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
-             "MKL_ENABLE_INSTRUCTIONS": "AVX2"},
-    "baseline": {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41",
-                 "MKL_ENABLE_INSTRUCTIONS": "SSE4_2"},
-}
 EXPERIMENTS = ("xor", "leak", "dropout", "seq2seq")
 
 # The chapter's settings (chapters/09_deep_bidirectional_seq2seq.ipynb uses the same numbers).
@@ -227,7 +220,7 @@ def main() -> None:
         for setting in args.settings:
             for name in args.experiments:
                 print(f"{setting}: {name}", flush=True)
-                env = dict(os.environ, OMP_NUM_THREADS="1", **SETTINGS[setting])
+                env = kernel_environment(setting)
                 command = [sys.executable, __file__, "--seeds", str(args.seeds),
                            "--first-seed", str(args.first_seed), "--out", str(args.out),
                            "--worker", setting, name]

@@ -244,14 +244,9 @@ class MinEnsemble(nn.Module):
                 parameter.copy_(self.get_parameter(name)[k].detach().cpu())
         return network
 
-    def stack_inputs(self, inputs: Sequence[torch.Tensor] | torch.Tensor) -> torch.Tensor:
-        """K input batches (T, B, I), one per network, or one shared by all -> (T, B, K I)."""
-        if isinstance(inputs, torch.Tensor):
-            return inputs.repeat(1, 1, self.members)
-        if len(inputs) != self.members:
-            raise ValueError(f"inputs must hold one batch per network ({self.members}), "
-                             f"got {len(inputs)}")
-        return torch.cat(list(inputs), dim=-1)
+    # K input batches (T, B, I), one per network, or one shared by all -> (T, B, K I): the
+    # same as the gated ensemble's, which reads only ``members``.
+    stack_inputs = cmp.Ensemble.stack_inputs
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         """(T, B, K I) -> (B, K, O), or (T, B, K, O) with ``per_step``.
