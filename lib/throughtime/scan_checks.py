@@ -189,7 +189,7 @@ def check_combine(combine: Callable) -> None:
 
     Raises
     ------
-    CheckFailed
+    throughtime.checks.CheckFailed
         When an output is wrong (with the likely mistake), of the wrong shape, an input was
         changed in place, or the function fails.
     """
@@ -205,7 +205,7 @@ def check_hillis_steele(hillis_steele: Callable) -> None:
 
     Raises
     ------
-    CheckFailed
+    throughtime.checks.CheckFailed
         When the states are wrong (with the likely mistake), of the wrong shape, an input
         was changed in place, or the function fails.
     """

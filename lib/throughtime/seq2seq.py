@@ -240,6 +240,11 @@ class Seq2Seq(nn.Module):
     .. math:: s_t = \mathrm{LSTM}([E[y_{t-1}]; a_t], s_{t-1}), \qquad
               \text{logits}_t = W_{out} [s_t; a_t] + b_{out}.
 
+    ``forward(source, lengths, decoder_input)`` gives the teacher-forced logits (U, B, V).
+    Decoding uses ``begin`` (the encoder's pass, returning the decoder's state) and ``step``
+    (one token for each sequence -> logits and the next state). The state is a dict of
+    tensors whose axis 1 is the batch, so that beam search can reorder it.
+
     Parameters
     ----------
     hidden_size : int
@@ -250,10 +255,6 @@ class Seq2Seq(nn.Module):
     attention_size : int, optional
         A, H by default.
 
-    ``forward(source, lengths, decoder_input)`` gives the teacher-forced logits (U, B, V).
-    Decoding uses ``begin`` (the encoder's pass, returning the decoder's state) and ``step``
-    (one token for each sequence -> logits and the next state). The state is a dict of
-    tensors whose axis 1 is the batch, so that beam search can reorder it.
     """
 
     def __init__(self, hidden_size: int, *, attention: bool, embedding_size: int = 16,

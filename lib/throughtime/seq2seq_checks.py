@@ -224,7 +224,7 @@ def check_bidirectional_gru(bidirectional_gru: Callable) -> None:
 
     Raises
     ------
-    CheckFailed
+    throughtime.checks.CheckFailed
         When an output is wrong (with the likely mistake), of the wrong shape or dtype, an
         input was changed in place, or the function fails.
     """
@@ -242,7 +242,7 @@ def check_beam_step(beam_step: Callable) -> None:
 
     Raises
     ------
-    CheckFailed
+    throughtime.checks.CheckFailed
         When an output is wrong (with the likely mistake), of the wrong shape, an input
         was changed in place, or the function fails.
     """
