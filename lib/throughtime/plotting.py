@@ -224,7 +224,7 @@ def _draw_unrolled(ax: Axes, steps: int) -> None:
 
 
 def draw_rnn_unrolled(steps: int = 4) -> Figure:
-    """The recurrent network folded (left) and unrolled over ``steps`` time steps (right).
+    """The recurrent network folded (above) and unrolled over ``steps`` time steps (below).
 
     Folded, the hidden state h_t feeds back into the next step through a delay. Unrolled,
     the same loop becomes a chain h_0 -> h_1 -> ... -> h_T, and every step reuses the
@@ -238,14 +238,17 @@ def draw_rnn_unrolled(steps: int = 4) -> Figure:
     Returns
     -------
     matplotlib.figure.Figure
-        Two panels; the right one holds exactly ``steps`` labels ``$W_{hh}$``.
+        Two panels; the lower one holds exactly ``steps`` labels ``$W_{hh}$``.
     """
     if not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= 8:
         raise ValueError(f"steps must be an integer from 1 to 8, got {steps!r}")
-    width = min(8.0, 2.2 + 1.1 * (steps + 1))
-    fig, (folded, unrolled) = plt.subplots(
-        1, 2, figsize=(width, 2.6), gridspec_kw={"width_ratios": [2.6, STEP * steps + 1.2]},
-    )
+    # The folded network above the unrolled one: side by side, the figure would be too wide
+    # for a phone to show its 10-point labels at 9 pixels or more.
+    # Each panel as tall as the unrolled diagram is at the figure's full width.
+    unrolled_width, height = STEP * steps + 1.2, ROW_Y - ROW_X + 1.0
+    width = min(5.4, 0.75 * unrolled_width + 0.6)
+    panel_height = width * height / unrolled_width
+    fig, (folded, unrolled) = plt.subplots(2, 1, figsize=(width, 2 * panel_height + 0.7))
     for ax in (folded, unrolled):
         _prepare_diagram_axes(ax)
     _draw_folded(folded)
