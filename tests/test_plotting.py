@@ -168,3 +168,25 @@ def test_io_patterns_show_the_four_shapes(steps):
 def test_io_patterns_reject_bad_steps(steps):
     with pytest.raises(ValueError, match="steps must be an integer from 3 to 6"):
         draw_io_patterns(steps)
+
+
+def _contrast_on_white(hex_color: str) -> float:
+    """WCAG 2 contrast ratio of ``hex_color`` against white, from the definition."""
+    channels = [int(hex_color.lstrip("#")[i:i + 2], 16) / 255 for i in (0, 2, 4)]
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    luminance = 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+    return 1.05 / (luminance + 0.05)
+
+
+def test_text_color_reaches_the_contrast_and_keeps_the_hue():
+    from throughtime.plotting import text_color
+
+    for color in ("#E69F00", "#CC79A7", "#D55E00", "#56B4E9", "#F0E442"):
+        darker = text_color(color)
+        assert 4.5 <= _contrast_on_white(darker) < 4.8, (color, darker)
+        original = [int(color[i:i + 2], 16) for i in (1, 3, 5)]
+        shade = [int(darker[i:i + 2], 16) for i in (1, 3, 5)]
+        ratios = [s / o for s, o in zip(shade, original, strict=True) if o > 40]
+        assert max(ratios) - min(ratios) < 0.03, (color, darker)  # the same hue, darker
+    assert text_color("#0072B2") == "#0072b2"  # 5.2:1 already
+    assert text_color("black") == "#000000"

@@ -44,6 +44,7 @@ __all__ = [
     "FIGSIZE",
     "use_book_style",
     "table_number",
+    "text_color",
     "draw_rnn_unrolled",
     "draw_sequence_pattern",
     "draw_io_patterns",
@@ -70,6 +71,26 @@ COLORS = {
 FIGSIZE = (5.2, 3.0)
 """The default figure size in inches: at most 5.4 inches wide, so that text of 10 points or
 more stays at least 9 CSS pixels tall when a phone (390 pixels) shows the figure."""
+
+
+def text_color(color: str, *, contrast: float = 4.5) -> str:
+    """``color`` darkened just enough for text on white to reach ``contrast`` (WCAG's 4.5:1).
+
+    The book's palette is for lines and fills; orange, pink and vermillion are too light for
+    text. ``text_color(COLORS["accent"])`` keeps the hue and returns a darker shade
+    (``"#b44f00"``-like); a colour already dark enough comes back unchanged (as ``#rrggbb``).
+    """
+    red, green, blue = mpl.colors.to_rgb(color)
+
+    def luminance(channels: tuple[float, float, float]) -> float:
+        linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    scale = 1.0
+    while scale > 0 and 1.05 / (luminance((red * scale, green * scale, blue * scale)) + 0.05) \
+            < contrast:
+        scale -= 0.01
+    return mpl.colors.to_hex((red * max(scale, 0), green * max(scale, 0), blue * max(scale, 0)))
 
 
 def table_number(value: float) -> str:

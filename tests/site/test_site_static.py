@@ -32,9 +32,18 @@ MAX_CHAPTER_TRANSFER_BYTES = 3_000_000
 PAGE_WEIGHT_BUDGET = Path(__file__).with_name("page_weight_budget.json")
 LIBRARY = REPOSITORY_ROOT / "lib" / "throughtime"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
-# A number in a table printed with six or more decimals, as pandas prints a float it was not
-# asked to round ("6.666667").
-UNROUNDED = re.compile(r"(?<![\w.])-?\d+\.\d{6,}(?![\d])")
+# A decimal number in a table, and how many significant digits a table may show: pandas prints
+# a float it was not asked to round with six decimals ("6.666667", seven digits), the book's
+# tables four ("6.667", "0.009358").
+DECIMAL = re.compile(r"(?<![\w.])-?(\d+)\.(\d+)(?![\d])")
+MAX_TABLE_DIGITS = 5
+
+
+def unrounded_numbers(text: str) -> list[str]:
+    """The decimal numbers in ``text`` shown with more than ``MAX_TABLE_DIGITS`` significant
+    digits (leading zeros do not count)."""
+    return [match[0] for match in DECIMAL.finditer(text)
+            if len((match[1] + match[2]).lstrip("0")) > MAX_TABLE_DIGITS]
 COLAB = "https://colab.research.google.com"
 # Attributes through which a page loads something while it opens.
 LOADING_ATTRIBUTES = {
@@ -334,7 +343,7 @@ def test_tables_print_rounded_numbers(page: Page, built_page: Path) -> None:
     for table in re.findall(r"<table.*?</table>", html, re.S):
         for cell in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", table, re.S):
             text = re.sub(r"<[^>]+>", "", cell)
-            unrounded += UNROUNDED.findall(text)
+            unrounded += unrounded_numbers(text)
     assert not unrounded, (
         f"{page.docname}: table cells with unrounded floats: {sorted(set(unrounded))[:10]}"
     )
