@@ -14,6 +14,8 @@
 - **Unique element ids.** sphinx-exercise gives every exercise's and solution's body the same
   id (``exercise-content``, ``solution-content``); each gets its exercise's label instead,
   and any other id repeated on a page gets a numbered suffix.
+- **Folded cells in the single-page book** (``make pdf``): myst-nb's fold is registered for
+  the ``singlehtml`` builder too.
 - **No orphan brackets.** An opening bracket right before inline math, or punctuation right
   after it, stays on the same line as the formula.
 """
@@ -203,6 +205,13 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_autodocumenter(LiteralDataDocumenter, override=True)
     app.add_autodocumenter(LiteralAttributeDocumenter, override=True)
     app.connect("doctree-read", drop_widget_state)
+    # The folded cells in the single-page book that `make pdf` prints: myst-nb registers its
+    # fold for the html builder only, and singlehtml then fails on every hidden cell.
+    from myst_nb.sphinx_ import HideCodeCellNode, depart_HideCellInput, visit_HideCellInput
+
+    app.add_node(HideCodeCellNode, override=True,
+                 html=(visit_HideCellInput, depart_HideCellInput),
+                 singlehtml=(visit_HideCellInput, depart_HideCellInput))
     app.add_post_transform(FoldSolutionCode)
     app.add_post_transform(UniqueIds)
     app.add_post_transform(KeepPunctuationWithMath)

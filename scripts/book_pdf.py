@@ -136,6 +136,18 @@ def print_page(html_dir: Path, page: str, out: Path, timeout_s: float = 300) -> 
     return len(re.findall(rb"/Type\s*/Page(?![a-zA-Z])", out.read_bytes()))
 
 
+def start_page(html_dir: Path) -> str:
+    """The page to print: ``index.html``, or the page it redirects to (Jupyter Book writes an
+    ``index.html`` that only forwards to the root page, ``intro.html`` here)."""
+    index = html_dir / "index.html"
+    if index.is_file():
+        forward = re.search(r'http-equiv="Refresh"\s+content="\d+;\s*url=([^"]+)"',
+                            index.read_text(encoding="utf-8", errors="replace"), re.IGNORECASE)
+        if forward:
+            return forward.group(1)
+    return "index.html"
+
+
 def build_single_page(book_dir: Path) -> Path:
     """Build the book as one HTML page (``_build/singlehtml``); returns its folder."""
     jupyter_book = Path(sys.executable).with_name("jupyter-book")
@@ -162,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     html_dir = arguments.html_dir or build_single_page(arguments.book_dir)
     out = arguments.out or arguments.book_dir / "_build" / "pdf" / "through-time.pdf"
-    pages = print_page(html_dir, "index.html", out)
+    pages = print_page(html_dir, start_page(html_dir), out)
     print(f"{out}: {pages} pages, {out.stat().st_size / 1e6:.1f} MB")
     return 0
 

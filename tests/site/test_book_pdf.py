@@ -70,3 +70,14 @@ def test_a_page_prints_to_a_multi_page_pdf(book_pdf, tmp_path: Path) -> None:
 def test_a_missing_page_is_named(book_pdf, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="index.html"):
         book_pdf.print_page(tmp_path, "index.html", tmp_path / "book.pdf")
+
+
+def test_the_printed_page_is_the_one_index_forwards_to(tmp_path: Path) -> None:
+    module = _book_pdf()  # no browser needed
+    assert module.start_page(tmp_path) == "index.html"  # no index.html at all
+    (tmp_path / "index.html").write_text("<html><body>The book.</body></html>")
+    assert module.start_page(tmp_path) == "index.html"
+    # Jupyter Book's singlehtml index only forwards to the root page.
+    forward = '<meta http-equiv="Refresh" content="0; url=intro.html" />'
+    (tmp_path / "index.html").write_text(forward)
+    assert module.start_page(tmp_path) == "intro.html"
