@@ -49,10 +49,10 @@ WIDTHS = {
 SCREENSHOT_MAX_HEIGHT = 65_000  # JPEG holds at most 65,535 pixels in height
 
 
-def _load_page_weight():
-    """Import scripts/page_weight.py, which also reads the table of contents."""
+def load_script(name: str):
+    """Import ``scripts/<name>.py`` (the scripts folder is not a package)."""
     spec = importlib.util.spec_from_file_location(
-        "throughtime_page_weight", REPOSITORY_ROOT / "scripts" / "page_weight.py"
+        f"throughtime_{name}", REPOSITORY_ROOT / "scripts" / f"{name}.py"
     )
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
@@ -60,7 +60,7 @@ def _load_page_weight():
     return module
 
 
-page_weight = _load_page_weight()
+page_weight = load_script("page_weight")  # it also reads the table of contents
 
 
 def in_ci() -> bool:

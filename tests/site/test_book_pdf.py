@@ -6,14 +6,13 @@ checks the PDF: it needs Chromium but no built website.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from site_support import REPOSITORY_ROOT, find_chromium, in_ci
+from site_support import REPOSITORY_ROOT, find_chromium, in_ci, load_script
 
 pytestmark = pytest.mark.needs_no_build
 
@@ -30,13 +29,7 @@ PAGE = """<!DOCTYPE html>
 
 
 def _book_pdf():
-    spec = importlib.util.spec_from_file_location(
-        "throughtime_book_pdf", REPOSITORY_ROOT / "scripts" / "book_pdf.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("book_pdf")
 
 
 @pytest.fixture(scope="module")
